@@ -2,11 +2,11 @@ package model
 
 import (
 	"cmp"
-	"slices"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/imece/imece/kernels"
 )
