@@ -15,12 +15,12 @@ import (
 // front, no shared code with the engine beyond dequantization. It is the independent
 // implementation the engine's output is checked against.
 type refModel struct {
-	c                     model.Config
-	embd, out             [][]float64
-	outNorm               []float64
-	layers                []refLayer
-	k, v                  [][][]float64 // layer, pos, kvDim
-	invFreq               []float64
+	c         model.Config
+	embd, out [][]float64
+	outNorm   []float64
+	layers    []refLayer
+	k, v      [][][]float64 // layer, pos, kvDim
+	invFreq   []float64
 }
 
 type refLayer struct {

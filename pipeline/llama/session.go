@@ -32,17 +32,17 @@ type Session struct {
 	k, v   [][]float32 // per layer: [maxLen][KVHeads·HeadDim]
 
 	// scratch, sized for maxBatch rows (or fewer for short sessions)
-	rows        int
-	xb, xb2     []float32 // rows × Dim
-	q, att      []float32 // rows × Heads·HeadDim
-	hb, hb2     []float32 // rows × FFN
-	route       []float32 // rows × Experts
-	byExpert    [][]int32 // expert → rows routed to it
-	weight      [][]float32
-	gather      []float32 // rows × Dim, inputs gathered for one expert
-	norm        []float32 // one row, for the output head
-	topIdx      []int
-	topLogit    []float32
+	rows     int
+	xb, xb2  []float32 // rows × Dim
+	q, att   []float32 // rows × Heads·HeadDim
+	hb, hb2  []float32 // rows × FFN
+	route    []float32 // rows × Experts
+	byExpert [][]int32 // expert → rows routed to it
+	weight   [][]float32
+	gather   []float32 // rows × Dim, inputs gathered for one expert
+	norm     []float32 // one row, for the output head
+	topIdx   []int
+	topLogit []float32
 }
 
 // NewSession starts a sequence of at most maxLen positions. The KV cache is allocated
