@@ -149,6 +149,24 @@ func configFromGGUF(md Metadata, m *Model) (Config, error) {
 		f, _ := md.Float(p + "rope.scaling.factor")
 		c.RopeScaling.Factor = float32(f)
 		c.RopeScaling.OrigContext, _ = md.Int(p + "rope.scaling.original_context_length")
+		lo, _ := md.Float(p + "rope.scaling.low_freq_factor")
+		hi, _ := md.Float(p + "rope.scaling.high_freq_factor")
+		c.RopeScaling.LowFreqFactor, c.RopeScaling.HighFreqFactor = float32(lo), float32(hi)
+		if t == "llama3" {
+			// Llama 3.1's published values, which transformers also assumes.
+			if c.RopeScaling.OrigContext == 0 {
+				c.RopeScaling.OrigContext = 8192
+			}
+			if lo == 0 {
+				c.RopeScaling.LowFreqFactor = 1
+			}
+			if hi == 0 {
+				c.RopeScaling.HighFreqFactor = 4
+			}
+		}
+	} else if f, ok := md.Float(p + "rope.scale_linear"); ok && f != 1 {
+		// Files written before rope.scaling.* existed.
+		c.RopeScaling = RopeScaling{Type: "linear", Factor: float32(f)}
 	}
 	c.Experts, _ = md.Int(p + "expert_count")
 	c.ExpertsUsed, _ = md.Int(p + "expert_used_count")

@@ -48,8 +48,12 @@ type Model struct {
 	// TokenizerJSON is the content of a HuggingFace tokenizer.json, when the model
 	// came with one; GGUF models carry their vocabulary in Meta instead.
 	TokenizerJSON []byte
+	// TokenizerConfigJSON is the content of tokenizer_config.json (special tokens,
+	// chat template), when a HuggingFace model came with one.
+	TokenizerConfigJSON []byte
 
 	byName map[string]int
+	ids    *identity // manifest and CIDs, computed on first use
 	close  func() error
 }
 
@@ -96,10 +100,20 @@ func FromGGUF(data []byte) (*Model, error) {
 		return nil, err
 	}
 	m.Config = cfg
-	if err := m.check(); err != nil {
+	if err := m.finish(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// finish completes a loaded model whatever its format: it checks the tensors against
+// the configuration and prepares the lazily computed identity.
+func (m *Model) finish() error {
+	if err := m.check(); err != nil {
+		return err
+	}
+	m.ids = &identity{}
+	return nil
 }
 
 func (m *Model) index() {
