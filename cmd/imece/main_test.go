@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// run executes the real command tree in process and returns stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRoot(&out, &errb)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), errb.String(), err
+}
+
+// referenceText extracts the reference greedy continuation of stories260K from the
+// README that ships beside the model (copied verbatim into testdata).
+func referenceText(t *testing.T) string {
+	b, err := os.ReadFile("testdata/stories260K-reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## Reference greedy continuation.*?```\n(.*?)\n```").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no reference block in the README")
+	}
+	return string(m[1])
+}
+
+// TestGenerateReference is the acceptance test of the engine: the embedded model,
+// greedy, reproduces the independent C implementation's text character for
+// character. That text is 124 tokens long (llama2.c's 128 steps less the prompt's
+// four), so 124 tokens give all of it and 100 tokens a prefix of it.
+func TestGenerateReference(t *testing.T) {
+	ref := referenceText(t)
+	const prompt = "Once upon a time"
+	if !strings.HasPrefix(ref, prompt) {
+		t.Fatalf("reference does not start with the prompt: %q", ref)
+	}
+	want := strings.TrimPrefix(ref, prompt)
+	for _, tc := range []struct {
+		tokens string
+		full   bool
+	}{{"124", true}, {"100", false}} {
+		out, _, err := run(t, "", "generate", "--prompt", prompt, "--max-tokens", tc.tokens, "--temperature", "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.TrimSuffix(out, "\n")
+		if tc.full && got != want {
+			t.Errorf("--max-tokens %s:\n got %q\nwant %q", tc.tokens, got, want)
+		}
+		if !tc.full && (!strings.HasPrefix(want, got) || len(got) < len(want)*3/4) {
+			t.Errorf("--max-tokens %s: %q is not a long prefix of the reference", tc.tokens, got)
+		}
+	}
+}
+
+func TestGenerateSeeded(t *testing.T) {
+	args := []string{"generate", "--max-tokens", "40", "--temperature", "1", "--seed", "7"}
+	a, _, err := run(t, "", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := run(t, "", args...)
+	if a != b {
+		t.Fatalf("same seed, different text:\n%q\n%q", a, b)
+	}
+	if len(strings.Fields(a)) < 5 {
+		t.Fatalf("sampled text too short: %q", a)
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	tests := []struct {
+		in   string
+		args []string
+		want string
+	}{
+		{"Once upon a time", nil, "403 407 261 378\n"},
+		{"Once upon a time", []string{"--bos"}, "1 403 407 261 378\n"},
+		{"", nil, "\n"},
+	}
+	for _, tt := range tests {
+		out, _, err := run(t, tt.in, append([]string{"tokenize"}, tt.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out != tt.want {
+			t.Errorf("tokenize %q %v = %q, want %q", tt.in, tt.args, out, tt.want)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	tests := [][]string{
+		{"generate", "--max-tokens", "0"},
+		{"generate", "--temperature", "-1"},
+		{"generate", "--top-p", "2"},
+		{"generate", "--max-tokens", "lots"},
+		{"generate", "--model", "/nonexistent/model.gguf"},
+		{"generate", "stray-argument"},
+		{"tokenize", "--model", "/nonexistent"},
+		{"no-such-command"},
+	}
+	for _, args := range tests {
+		if _, _, err := run(t, "", args...); err == nil {
+			t.Errorf("imece %v: no error", args)
+		}
+	}
+}
+
+func TestGenerateRejectsMalformedModel(t *testing.T) {
+	path := t.TempDir() + "/broken.gguf"
+	b, _ := os.ReadFile("../../assets/stories260K.gguf")
+	if err := os.WriteFile(path, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(t, "", "generate", "--model", path)
+	if err == nil || !strings.Contains(err.Error(), "past the end") {
+		t.Fatalf("truncated model: err = %v, want one naming the tensor past the end", err)
+	}
+}
