@@ -127,3 +127,54 @@ func TestGenerateRejectsMalformedModel(t *testing.T) {
 		t.Fatalf("truncated model: err = %v, want one naming the tensor past the end", err)
 	}
 }
+
+func TestModelInspect(t *testing.T) {
+	out, _, err := run(t, "", "model", "inspect", "../../assets/stories260K.gguf", "--layer-cids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"architecture  llama", "parameters    292,800", "layers        5",
+		"heads         8 query, 4 key/value, 8 dimensions each", "vocabulary    512",
+		"cid           bafkrei", "layer 4", "blk.4.ffn_down.weight     172×64  f32   44,032",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestModelSynth writes a model with the CLI, checks it is deterministic for a seed,
+// and that generate runs on it.
+func TestModelSynth(t *testing.T) {
+	dir := t.TempDir()
+	args := func(out string, seed string) []string {
+		return []string{"model", "synth", "--dim", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+			"--ffn", "128", "--vocab", "300", "--dtype", "q8_0", "--seed", seed, "--out", out}
+	}
+	for _, p := range []struct{ out, seed string }{{"a.gguf", "3"}, {"b.gguf", "3"}, {"c.gguf", "4"}} {
+		if _, _, err := run(t, "", args(dir+"/"+p.out, p.seed)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(dir + "/a.gguf")
+	b, _ := os.ReadFile(dir + "/b.gguf")
+	c, _ := os.ReadFile(dir + "/c.gguf")
+	if !bytes.Equal(a, b) || bytes.Equal(a, c) {
+		t.Fatal("synth is not a function of its flags and seed")
+	}
+	out, _, err := run(t, "", "model", "inspect", dir+"/a.gguf")
+	if err != nil || !strings.Contains(out, "q8_0 ×") {
+		t.Fatalf("inspect synthesized model: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "", "generate", "--model", dir+"/a.gguf", "--max-tokens", "5", "--prompt", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "", "model", "synth", "--dim", "60", "--layers", "1", "--heads", "4", "--ffn", "128",
+		"--vocab", "300", "--dtype", "q8_0", "--out", dir+"/bad.gguf"); err == nil {
+		t.Error("q8_0 with a width that is not a whole number of blocks accepted")
+	}
+	if _, err := os.Stat(dir + "/bad.gguf"); err == nil {
+		t.Error("a failed synth left a file behind")
+	}
+}
