@@ -123,6 +123,9 @@ func configFromGGUF(md Metadata, m *Model) (Config, error) {
 	if len(missing) > 0 {
 		return c, fmt.Errorf("%w: metadata %v missing", ErrFormat, missing)
 	}
+	if c.Heads == 0 {
+		return c, fmt.Errorf("%w: head count is 0", ErrFormat)
+	}
 	c.KVHeads = c.Heads
 	if v, ok := md.Int(p + "attention.head_count_kv"); ok {
 		c.KVHeads = v

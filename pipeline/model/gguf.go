@@ -22,6 +22,11 @@ const (
 	maxNameLen       = 1 << 16  // tensor names and keys
 	maxStringLen     = 16 << 20 // chat templates are the longest strings seen in practice
 	maxArrayDepth    = 4
+	// maxTensors bounds tensor and metadata counts; the largest mixture-of-experts
+	// GGUF files hold a few thousand tensors.
+	maxTensors = 1 << 20
+	// allocHint caps the capacity preallocated from a count the file claims.
+	allocHint = 1 << 12
 )
 
 // GGUF value types, as numbered by the format.
@@ -79,7 +84,13 @@ func ParseGGUF(data []byte) (*GGUF, error) {
 	if nTensors > uint64(len(data))/8 {
 		return nil, fmt.Errorf("%w: GGUF header claims %d tensors in a %d-byte file", ErrFormat, nTensors, len(data))
 	}
-	g.Meta = Metadata{index: make(map[string]int, nKV)}
+	if nTensors > maxTensors || nKV > maxTensors {
+		return nil, fmt.Errorf("%w: GGUF header claims %d tensors and %d metadata entries (limit %d)", ErrFormat, nTensors, nKV, maxTensors)
+	}
+	// Counts are only claims until the entries are read: size allocations by what
+	// has been read, not by what the header says, or a 16-byte lie in a large
+	// mapped file allocates gigabytes.
+	g.Meta = Metadata{index: make(map[string]int, min(nKV, allocHint))}
 	for i := uint64(0); i < nKV; i++ {
 		key := r.str(maxNameLen)
 		typ := r.u32()
@@ -105,8 +116,8 @@ func ParseGGUF(data []byte) (*GGUF, error) {
 		offset uint64
 		size   int64
 	}
-	infos := make([]info, 0, nTensors)
-	names := make(map[string]bool, nTensors)
+	infos := make([]info, 0, min(nTensors, allocHint))
+	names := make(map[string]bool, min(nTensors, allocHint))
 	for i := uint64(0); i < nTensors; i++ {
 		name := r.str(maxNameLen)
 		nd := r.u32()
@@ -120,6 +131,9 @@ func ParseGGUF(data []byte) (*GGUF, error) {
 		elems := int64(1)
 		for d := range shape {
 			n := r.u64()
+			if r.err != nil {
+				return nil, fmt.Errorf("%w: tensor info %q: %v", ErrFormat, name, r.err)
+			}
 			if n == 0 || n > math.MaxInt32*16 {
 				return nil, fmt.Errorf("%w: tensor %q dimension %d is %d", ErrFormat, name, d, n)
 			}
@@ -426,18 +440,18 @@ func (r *reader) array(depth int) any {
 			r.err = fmt.Errorf("array of %d strings exceeds the file", n)
 			return nil
 		}
-		out := make([]string, n)
-		for i := range out {
-			out[i] = r.str(maxStringLen)
+		out := make([]string, 0, min(n, allocHint))
+		for range n {
+			out = append(out, r.str(maxStringLen))
 			if r.err != nil {
 				return nil
 			}
 		}
 		return out
 	case ggufArray:
-		out := make([]any, n)
-		for i := range out {
-			out[i] = r.array(depth + 1)
+		out := make([]any, 0, min(n, allocHint))
+		for range n {
+			out = append(out, r.array(depth+1))
 			if r.err != nil {
 				return nil
 			}

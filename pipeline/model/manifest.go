@@ -356,8 +356,8 @@ func decodeEntries(r *reader) ([]TensorEntry, error) {
 	if r.err == nil && uint64(n) > uint64(len(r.buf)-r.off)/minEntry {
 		return nil, fmt.Errorf("%w: manifest claims %d tensors in %d bytes", ErrFormat, n, len(r.buf)-r.off)
 	}
-	ts := make([]TensorEntry, 0, n)
-	names := make(map[string]bool, n)
+	ts := make([]TensorEntry, 0, min(n, allocHint))
+	names := make(map[string]bool, min(n, allocHint))
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		t := TensorEntry{Name: r.str(maxNameLen)}
 		nd := r.u8()

@@ -17,11 +17,10 @@ import (
 )
 
 // Bounds on safetensors headers. The reference implementation caps the header at
-// 100 MB; no real checkpoint comes near the tensor count either.
+// 100 MB; tensor counts share GGUF's bound.
 const (
-	maxSafetensorsHeader  = 100 << 20
-	maxSafetensorsTensors = 1 << 20
-	maxShapeJSON          = 1 << 10 // bytes of one tensor's "shape" or "data_offsets"
+	maxSafetensorsHeader = 100 << 20
+	maxShapeJSON         = 1 << 10 // bytes of one tensor's "shape" or "data_offsets"
 )
 
 // Safetensors is a parsed safetensors file: its free-form metadata and its tensors,
@@ -97,8 +96,8 @@ func ParseSafetensors(data []byte) (*Safetensors, error) {
 			}
 			continue
 		}
-		if len(st.Tensors) >= maxSafetensorsTensors {
-			return nil, bad("more than %d tensors", maxSafetensorsTensors)
+		if len(st.Tensors) >= maxTensors {
+			return nil, bad("more than %d tensors", maxTensors)
 		}
 		var e entry
 		if err := dec.Decode(&e); err != nil {
