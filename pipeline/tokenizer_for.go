@@ -19,7 +19,11 @@ func TokenizerFor(m *model.Model) (*tokenizer.Tokenizer, error) {
 		return t, nil
 	}
 	if m.TokenizerJSON != nil {
-		return tokenizerFromJSON(m)
+		t, err := tokenizer.FromHFJSON(m.TokenizerJSON)
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer.json of %s: %w", m.Path, err)
+		}
+		return t, nil
 	}
 	return nil, errors.New("the model carries no tokenizer (no tokenizer.ggml.* metadata, no tokenizer.json)")
 }
