@@ -1,0 +1,149 @@
+package kernels
+
+import "fmt"
+
+// kernelSet is one instruction set's implementation of the inner loops. The generic
+// set is complete; an assembly set starts as a copy of it and replaces what it
+// accelerates, so every path always has a reference to be tested against.
+type kernelSet struct {
+	name   string
+	dotF32 func(a, b []float32) float32
+	axpy   func(y []float32, a float32, x []float32)
+	// tiles compute m.dst[t·rows + r] for rows [r0, r1) and tokens [t0, t1).
+	tiles map[DType]tileFunc
+}
+
+// matArgs are the operands of one MatMul: output, weights, activations in float32
+// and, for the quantized types, quantized once per call.
+type matArgs struct {
+	dt       DType
+	dst      []float32
+	rows     int
+	w        []byte
+	rowBytes int
+	cols     int
+	x        []float32
+	n        int
+	q8       *q8Act
+	q8k      *q8KAct
+}
+
+type tileFunc func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch)
+
+func genericKernels() *kernelSet {
+	return &kernelSet{
+		name:   "generic",
+		dotF32: dotF32Go,
+		axpy:   axpyGo,
+		tiles: map[DType]tileFunc{
+			F32:  tileF32Go,
+			F16:  tileHalfGo,
+			BF16: tileHalfGo,
+			Q8_0: tileQ8_0Go,
+			Q4_0: tileQ4_0Go,
+			Q4_K: tileQ4KGo,
+			Q6_K: tileQ6KGo,
+		},
+	}
+}
+
+func (k *kernelSet) clone(name string) *kernelSet {
+	c := *k
+	c.name = name
+	c.tiles = make(map[DType]tileFunc, len(k.tiles))
+	for t, f := range k.tiles {
+		c.tiles[t] = f
+	}
+	return &c
+}
+
+// selectKernels returns the named instruction set, or the best available for "".
+func selectKernels(name string) (*kernelSet, error) {
+	sets := availableKernels()
+	if name == "" {
+		return sets[len(sets)-1], nil
+	}
+	for _, s := range sets {
+		if s.name == name || (name == "avx512" && len(s.name) >= 6 && s.name[:6] == "avx512") {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("kernels: instruction set %q is not available on this CPU", name)
+}
+
+func tileF32Go(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+	for r := r0; r < r1; r++ {
+		wr := bytesAsF32(m.w[r*m.rowBytes : (r+1)*m.rowBytes])
+		if wr == nil { // unaligned: decode a copy
+			ws.f32 = growF32(ws.f32, m.cols)
+			dequantizeUnchecked(ws.f32, F32, m.w[r*m.rowBytes:(r+1)*m.rowBytes])
+			wr = ws.f32
+		}
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotF32Go(wr, m.x[t*m.cols:(t+1)*m.cols])
+		}
+	}
+}
+
+// tileHalfGo widens each weight row once into the worker's scratch when several
+// tokens will use it.
+func tileHalfGo(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+	dt := m.dt
+	for r := r0; r < r1; r++ {
+		wb := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		if t1-t0 == 1 {
+			x := m.x[t0*m.cols : (t0+1)*m.cols]
+			if dt == F16 {
+				m.dst[t0*m.rows+r] = dotF16Go(wb, x)
+			} else {
+				m.dst[t0*m.rows+r] = dotBF16Go(wb, x)
+			}
+			continue
+		}
+		ws.f32 = growF32(ws.f32, m.cols)
+		dequantizeUnchecked(ws.f32, dt, wb)
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotF32Go(ws.f32, m.x[t*m.cols:(t+1)*m.cols])
+		}
+	}
+}
+
+func tileQ8_0Go(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+	nb := m.cols / qk
+	for r := r0; r < r1; r++ {
+		wr := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotQ8_0Go(wr, m.q8, t*nb, nb)
+		}
+	}
+}
+
+func tileQ4_0Go(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+	nb := m.cols / qk
+	for r := r0; r < r1; r++ {
+		wr := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotQ4_0Go(wr, m.q8, t*nb, nb)
+		}
+	}
+}
+
+func tileQ4KGo(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+	nb := m.cols / qkK
+	for r := r0; r < r1; r++ {
+		wr := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotQ4KGo(wr, m.q8k, t*nb, nb)
+		}
+	}
+}
+
+func tileQ6KGo(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+	nb := m.cols / qkK
+	for r := r0; r < r1; r++ {
+		wr := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotQ6KGo(wr, m.q8k, t*nb, nb)
+		}
+	}
+}
