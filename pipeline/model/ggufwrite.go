@@ -403,15 +403,20 @@ func (e *ggufEncoder) array(v any) {
 	}
 }
 
-// countingWriter counts the bytes written through it.
+// countingWriter counts the bytes written through it, reporting the running total
+// to report when set.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w      io.Writer
+	n      int64
+	report func(n int64)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if c.report != nil {
+		c.report(c.n)
+	}
 	return n, err
 }
 

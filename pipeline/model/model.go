@@ -86,6 +86,23 @@ func OpenGGUF(path string) (*Model, error) {
 	return m, nil
 }
 
+// ReadGGUFMetadata returns the metadata of a GGUF file without loading it as a
+// model, so it works on vocabulary-only files too (llama.cpp's ggml-vocab-*.gguf):
+// what `imece model synth --vocab-from` needs. The values are copies; nothing
+// refers to the file afterwards.
+func ReadGGUFMetadata(path string) (Metadata, error) {
+	data, unmap, err := mapFile(path)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("read metadata: %w", err)
+	}
+	defer unmap()
+	g, err := ParseGGUF(data)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return g.Meta, nil
+}
+
 // FromGGUF builds a model from the bytes of a GGUF file, which must stay valid and
 // unchanged while the model is in use.
 func FromGGUF(data []byte) (*Model, error) {
