@@ -80,6 +80,7 @@ type callScratch struct {
 	job  job
 	q8   q8Act
 	q8k  q8KAct
+	gemm gemmAct
 	ws   workerScratch
 	trig []float32
 }

@@ -2,9 +2,186 @@
 
 package kernels
 
+import "github.com/klauspost/cpuid/v2"
+
+// CPU features, detected once. AVX2 paths also need FMA and F16C (VCVTPH2PS); the
+// AVX-512 path uses VNNI's VPDPBUSD on 256-bit registers (AVX512VL) for decode and on
+// 512-bit ones for prefill.
+var (
+	hasAVX2   = cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C)
+	hasAVX512 = hasAVX2 && cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512VNNI)
+)
+
+//go:noescape
+func q8_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+
+//go:noescape
+func q8_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+
+//go:noescape
+func q4_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+
+//go:noescape
+func q4_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+
+//go:noescape
+func gemmQ8_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+
+//go:noescape
+func gemmQ4_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+
+//go:noescape
+func dotF32AVX2(a, b *float32, n int) float32
+
+//go:noescape
+func dotF16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func axpyAVX2(y *float32, a float32, x *float32, n int)
+
+//go:noescape
+func triadAVX2(a, b, c *float32, s float32, n int)
+
 // availableKernels lists the instruction sets usable here, best last.
 func availableKernels() []*kernelSet {
-	return []*kernelSet{genericKernels()}
+	sets := []*kernelSet{genericKernels()}
+	if hasAVX2 {
+		k := sets[0].clone("avx2")
+		k.dotF32 = dotF32Asm
+		k.axpy = axpyAsm
+		k.tiles[F32] = tileF32Asm
+		k.tiles[F16] = tileF16Asm
+		k.tiles[Q8_0] = tileX4(q8_0DotX4AVX2, q8_0Len)
+		k.tiles[Q4_0] = tileX4(q4_0DotX4AVX2, q4_0Len)
+		sets = append(sets, k)
+	}
+	if hasAVX512 {
+		k := sets[len(sets)-1].clone("avx512-vnni")
+		k.tiles[Q8_0] = tileGemm(gemmQ8_0VNNI, tileX4(q8_0DotX4VNNI, q8_0Len))
+		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, tileX4(q4_0DotX4VNNI, q4_0Len))
+		k.gemmLayout[Q8_0] = true
+		k.gemmLayout[Q4_0] = true
+		sets = append(sets, k)
+	}
+	return sets
 }
 
-func triad(a, b, c []float32, s float32) { triadGo(a, b, c, s) }
+func triad(a, b, c []float32, s float32) {
+	if hasAVX2 && len(a) >= 32 {
+		n := len(a) &^ 31
+		triadAVX2(&a[0], &b[0], &c[0], s, n)
+		triadGo(a[n:], b[n:], c[n:], s)
+		return
+	}
+	triadGo(a, b, c, s)
+}
+
+func dotF32Asm(a, b []float32) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	_ = b[len(a)-1]
+	return dotF32AVX2(&a[0], &b[0], len(a))
+}
+
+func axpyAsm(y []float32, a float32, x []float32) {
+	if len(y) == 0 {
+		return
+	}
+	_ = x[len(y)-1]
+	axpyAVX2(&y[0], a, &x[0], len(y))
+}
+
+type x4Kernel func(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+
+// tileX4 runs a four-row kernel over rows [r0, r1) for each token, four rows at a
+// time while they sit in L1; a remainder row is run as four copies of itself.
+func tileX4(kern x4Kernel, blockBytes int) tileFunc {
+	return func(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+		nb := m.cols / qk
+		var tmp [4]float32
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			w := &m.w[r*m.rowBytes]
+			_ = m.w[(r+4)*m.rowBytes-1]
+			for t := t0; t < t1; t++ {
+				_ = m.dst[t*m.rows+r+3]
+				kern(w, m.rowBytes, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &m.dst[t*m.rows+r])
+			}
+		}
+		for ; r < r1; r++ {
+			w := &m.w[r*m.rowBytes]
+			_ = m.w[(r+1)*m.rowBytes-1]
+			for t := t0; t < t1; t++ {
+				kern(w, 0, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &tmp[0])
+				m.dst[t*m.rows+r] = tmp[0]
+			}
+		}
+	}
+}
+
+func tileF32Asm(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+	for r := r0; r < r1; r++ {
+		wr := bytesAsF32(m.w[r*m.rowBytes : (r+1)*m.rowBytes])
+		if wr == nil {
+			ws.f32 = growF32(ws.f32, m.cols)
+			dequantizeUnchecked(ws.f32, F32, m.w[r*m.rowBytes:(r+1)*m.rowBytes])
+			wr = ws.f32
+		}
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotF32Asm(wr, m.x[t*m.cols:(t+1)*m.cols])
+		}
+	}
+}
+
+// tileF16Asm converts on the fly for one token; for several it widens the row once.
+func tileF16Asm(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+	for r := r0; r < r1; r++ {
+		wb := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		if t1-t0 == 1 {
+			x := m.x[t0*m.cols : (t0+1)*m.cols]
+			m.dst[t0*m.rows+r] = dotF16AVX2(&wb[0], &x[0], m.cols)
+			continue
+		}
+		ws.f32 = growF32(ws.f32, m.cols)
+		dequantizeUnchecked(ws.f32, F16, wb)
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotF32Asm(ws.f32, m.x[t*m.cols:(t+1)*m.cols])
+		}
+	}
+}
+
+type gemmKernel func(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+
+// tileGemm runs the 4-row × 8-token prefill kernel over rows [r0, r1): each group
+// of four weight rows stays in L1 while every token tile passes it. Decode calls
+// (no gemm layout) and the rows left over go to the matrix-vector kernel.
+func tileGemm(kern gemmKernel, matvec tileFunc) tileFunc {
+	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+		g := m.g
+		if g == nil || t0 != 0 || t1 != m.n {
+			matvec(m, r0, r1, t0, t1, ws)
+			return
+		}
+		nb := m.cols / qk
+		kstride := g.pairs * 64
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			w := &m.w[r*m.rowBytes]
+			_ = m.w[(r+4)*m.rowBytes-1]
+			for p := 0; p < g.pairs; p += gemmPairsPerTile {
+				t := 2 * p
+				if t >= m.n {
+					break
+				}
+				ntok := min(8, m.n-t)
+				_ = m.dst[(t+ntok-1)*m.rows+r+3]
+				kern(w, m.rowBytes, nb, &g.acts[p*64], &g.sa[p*16], &g.corr[p*16], kstride,
+					&m.dst[t*m.rows+r], 4*m.rows, ntok)
+			}
+		}
+		if r < r1 {
+			matvec(m, r, r1, t0, t1, ws)
+		}
+	}
+}

@@ -11,6 +11,8 @@ type kernelSet struct {
 	axpy   func(y []float32, a float32, x []float32)
 	// tiles compute m.dst[t·rows + r] for rows [r0, r1) and tokens [t0, t1).
 	tiles map[DType]tileFunc
+	// gemmLayout marks the types whose n > 1 tiles read matArgs.g.
+	gemmLayout map[DType]bool
 }
 
 // matArgs are the operands of one MatMul: output, weights, activations in float32
@@ -26,6 +28,7 @@ type matArgs struct {
 	n        int
 	q8       *q8Act
 	q8k      *q8KAct
+	g        *gemmAct // set when the kernel set wants it (gemmLayout) and n > 1
 }
 
 type tileFunc func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch)
@@ -53,6 +56,10 @@ func (k *kernelSet) clone(name string) *kernelSet {
 	c.tiles = make(map[DType]tileFunc, len(k.tiles))
 	for t, f := range k.tiles {
 		c.tiles[t] = f
+	}
+	c.gemmLayout = map[DType]bool{}
+	for t, v := range k.gemmLayout {
+		c.gemmLayout[t] = v
 	}
 	return &c
 }

@@ -26,6 +26,10 @@ func (c *cpu) MatMul(dst, x []float32, n int, w Matrix) {
 	case Q8_0, Q4_0:
 		s.q8.resize(n * m.cols)
 		j.mat.q8 = &s.q8
+		if n > 1 && c.kern.gemmLayout[m.dt] {
+			s.gemm.resize(n, m.cols)
+			j.mat.g = &s.gemm
+		}
 		c.quantizeActs(s, quantizeQ8Job)
 	case Q4_K, Q6_K:
 		s.q8k.resize(n * m.cols)
@@ -62,17 +66,29 @@ func (c *cpu) quantizeActs(s *callScratch, fn func(j *job, lo, hi int, ws *worke
 	j := &s.job
 	j.fn = fn
 	j.items = j.mat.n
+	if j.mat.g != nil {
+		j.items = 2 * j.mat.g.pairs // padding tokens are zeroed by the same job
+	}
 	j.grain = 1
 	if j.mat.n < 8 {
-		j.grain = j.mat.n // not worth waking a worker
+		j.grain = j.items // not worth waking a worker
 	}
 	c.pool.parallel(j, &s.ws)
 }
 
 func quantizeQ8Job(j *job, lo, hi int, _ *workerScratch) {
 	m := &j.mat
+	bias := int32(128)
+	if m.dt == Q4_0 {
+		bias = 8
+	}
 	for t := lo; t < hi; t++ {
-		quantizeQ8Blocks(m.q8, t*m.cols/qk, m.x[t*m.cols:(t+1)*m.cols])
+		if t < m.n {
+			quantizeQ8Blocks(m.q8, t*m.cols/qk, m.x[t*m.cols:(t+1)*m.cols])
+		}
+		if m.g != nil {
+			m.g.expand(m.q8, t, m.cols, bias, t >= m.n)
+		}
 	}
 }
 
