@@ -1,0 +1,37 @@
+//go:build linux || darwin
+
+package kernels
+
+import (
+	"fmt"
+
+	"github.com/ebitengine/purego"
+)
+
+// blasCandidates are the libraries tried when no path is given: OpenBLAS under
+// its usual sonames, and Apple's Accelerate. The reference BLAS is left out on
+// purpose: it is slower than the built-in kernels.
+var blasCandidates = []string{
+	"libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so",
+	"libopenblas.dylib", "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+	"/System/Library/Frameworks/Accelerate.framework/Accelerate",
+}
+
+func openBLAS(path string, threads int) (*blasLib, error) {
+	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if _, err := purego.Dlsym(h, "cblas_sgemm"); err != nil {
+		purego.Dlclose(h)
+		return nil, fmt.Errorf("%s has no cblas_sgemm: %w", path, err)
+	}
+	b := &blasLib{path: path}
+	purego.RegisterLibFunc(&b.sgemm, h, "cblas_sgemm")
+	if _, err := purego.Dlsym(h, "openblas_set_num_threads"); err == nil {
+		var setThreads func(int32)
+		purego.RegisterLibFunc(&setThreads, h, "openblas_set_num_threads")
+		setThreads(int32(threads))
+	}
+	return b, nil
+}
