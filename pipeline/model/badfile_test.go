@@ -82,6 +82,8 @@ func TestParseGGUFBadFiles(t *testing.T) {
 		{"duplicate key", header(0, 2).str("k").u32(ggufUint8).u8(1).str("k").u32(ggufUint8).u8(2).Bytes(), `duplicate metadata key "k"`},
 		{"alignment not power of two", kv("general.alignment", ggufUint32).u32(48).Bytes(), "general.alignment 48 is not a power of two"},
 		{"alignment wrong type", kv("general.alignment", ggufUint64).u64(32).Bytes(), "general.alignment 32 is not a power of two"},
+		{"empty name", header(1, 0).tensorInfo("", kernels.F32, 0, 1).data(4).Bytes(), `tensor 0 has an empty or invalid UTF-8 name ""`},
+		{"invalid name", header(1, 0).tensorInfo("a\xffb", kernels.F32, 0, 1).data(4).Bytes(), `tensor 0 has an empty or invalid UTF-8 name "a\xffb"`},
 		{"zero dims", header(1, 0).tensorInfo("w", kernels.F32, 0).data(4).Bytes(), `tensor "w" has 0 dimensions`},
 		{"five dims", header(1, 0).tensorInfo("w", kernels.F32, 0, 1, 1, 1, 1, 1).data(4).Bytes(), `tensor "w" has 5 dimensions`},
 		{"zero dim", header(1, 0).tensorInfo("w", kernels.F32, 0, 4, 0).data(4).Bytes(), `tensor "w" dimension 1 is 0`},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/imece/imece/kernels"
 )
@@ -123,6 +124,10 @@ func ParseGGUF(data []byte) (*GGUF, error) {
 		nd := r.u32()
 		if r.err != nil {
 			return nil, fmt.Errorf("%w: tensor info %d: %v", ErrFormat, i, r.err)
+		}
+		// Names identify tensors in manifests and on the wire, which take UTF-8.
+		if name == "" || !utf8.ValidString(name) {
+			return nil, fmt.Errorf("%w: tensor %d has an empty or invalid UTF-8 name %q", ErrFormat, i, name)
 		}
 		if nd == 0 || nd > maxDims {
 			return nil, fmt.Errorf("%w: tensor %q has %d dimensions (want 1..%d)", ErrFormat, name, nd, maxDims)

@@ -179,18 +179,19 @@ func planGGUF(md Metadata, tensors []TensorSource) (*ggufPlan, error) {
 	return p, nil
 }
 
-// ggufEncoder appends little-endian GGUF primitives to a buffer.
+// ggufEncoder appends little-endian GGUF primitives to a buffer (appending into its
+// spare capacity, so a vocabulary of a hundred thousand scores costs no allocations).
 type ggufEncoder struct{ buf bytes.Buffer }
 
 func (e *ggufEncoder) u8(v uint8) { e.buf.WriteByte(v) }
 func (e *ggufEncoder) u16(v uint16) {
-	e.buf.Write(binary.LittleEndian.AppendUint16(nil, v))
+	e.buf.Write(binary.LittleEndian.AppendUint16(e.buf.AvailableBuffer(), v))
 }
 func (e *ggufEncoder) u32(v uint32) {
-	e.buf.Write(binary.LittleEndian.AppendUint32(nil, v))
+	e.buf.Write(binary.LittleEndian.AppendUint32(e.buf.AvailableBuffer(), v))
 }
 func (e *ggufEncoder) u64(v uint64) {
-	e.buf.Write(binary.LittleEndian.AppendUint64(nil, v))
+	e.buf.Write(binary.LittleEndian.AppendUint64(e.buf.AvailableBuffer(), v))
 }
 func (e *ggufEncoder) str(s string) { e.u64(uint64(len(s))); e.buf.WriteString(s) }
 
@@ -267,37 +268,6 @@ func ggufType(v any, depth int) (uint32, error) {
 	return 0, fmt.Errorf("value of type %T has no GGUF type", v)
 }
 
-// arrayElemType is the GGUF element type of an array value ggufType accepted.
-func arrayElemType(v any) uint32 {
-	switch v.(type) {
-	case []uint8:
-		return ggufUint8
-	case []int8:
-		return ggufInt8
-	case []uint16:
-		return ggufUint16
-	case []int16:
-		return ggufInt16
-	case []uint32:
-		return ggufUint32
-	case []int32:
-		return ggufInt32
-	case []float32:
-		return ggufFloat32
-	case []bool:
-		return ggufBool
-	case []string:
-		return ggufString
-	case []uint64:
-		return ggufUint64
-	case []int64:
-		return ggufInt64
-	case []float64:
-		return ggufFloat64
-	}
-	return ggufArray
-}
-
 // value encodes a value ggufType accepted, without its type tag.
 func (e *ggufEncoder) value(v any) {
 	switch x := v.(type) {
@@ -335,71 +305,42 @@ func (e *ggufEncoder) value(v any) {
 }
 
 func (e *ggufEncoder) array(v any) {
-	e.u32(arrayElemType(v))
 	switch x := v.(type) {
 	case []uint8:
-		e.u64(uint64(len(x)))
-		e.buf.Write(x)
+		putArray(e, ggufUint8, x, e.u8)
 	case []int8:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u8(uint8(y))
-		}
+		putArray(e, ggufInt8, x, func(y int8) { e.u8(uint8(y)) })
 	case []uint16:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u16(y)
-		}
+		putArray(e, ggufUint16, x, e.u16)
 	case []int16:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u16(uint16(y))
-		}
+		putArray(e, ggufInt16, x, func(y int16) { e.u16(uint16(y)) })
 	case []uint32:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u32(y)
-		}
+		putArray(e, ggufUint32, x, e.u32)
 	case []int32:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u32(uint32(y))
-		}
+		putArray(e, ggufInt32, x, func(y int32) { e.u32(uint32(y)) })
 	case []float32:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u32(math.Float32bits(y))
-		}
+		putArray(e, ggufFloat32, x, func(y float32) { e.u32(math.Float32bits(y)) })
 	case []bool:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.value(y)
-		}
+		putArray(e, ggufBool, x, func(y bool) { e.value(y) })
 	case []string:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.str(y)
-		}
+		putArray(e, ggufString, x, e.str)
 	case []uint64:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u64(y)
-		}
+		putArray(e, ggufUint64, x, e.u64)
 	case []int64:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u64(uint64(y))
-		}
+		putArray(e, ggufInt64, x, func(y int64) { e.u64(uint64(y)) })
 	case []float64:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.u64(math.Float64bits(y))
-		}
+		putArray(e, ggufFloat64, x, func(y float64) { e.u64(math.Float64bits(y)) })
 	case []any:
-		e.u64(uint64(len(x)))
-		for _, y := range x {
-			e.array(y)
-		}
+		putArray(e, ggufArray, x, e.array)
+	}
+}
+
+// putArray encodes an array: element type, count, elements.
+func putArray[T any](e *ggufEncoder, elem uint32, xs []T, put func(T)) {
+	e.u32(elem)
+	e.u64(uint64(len(xs)))
+	for _, x := range xs {
+		put(x)
 	}
 }
 
