@@ -13,16 +13,16 @@ var (
 )
 
 //go:noescape
-func q8_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+func q8_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
 
 //go:noescape
-func q8_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+func q8_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
 
 //go:noescape
-func q4_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+func q4_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
 
 //go:noescape
-func q4_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+func q4_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
 
 //go:noescape
 func gemmQ8_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
@@ -92,28 +92,35 @@ func axpyAsm(y []float32, a float32, x []float32) {
 	axpyAVX2(&y[0], a, &x[0], len(y))
 }
 
-type x4Kernel func(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
+type x4Kernel func(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
 
-// tileX4 runs a four-row kernel over rows [r0, r1) for each token, four rows at a
-// time while they sit in L1; a remainder row is run as four copies of itself.
+// tileX4 runs a four-row kernel over rows [r0, r1) for each token. The four rows of
+// a call are a quarter of the range apart, so each core streams four distant
+// regions of the matrix at once (one sequential stream per core reaches only about
+// half of the memory bandwidth); a remainder row is run as four copies of itself.
 func tileX4(kern x4Kernel, blockBytes int) tileFunc {
 	return func(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
 		nb := m.cols / qk
 		var tmp [4]float32
-		r := r0
-		for ; r+4 <= r1; r += 4 {
-			w := &m.w[r*m.rowBytes]
-			_ = m.w[(r+4)*m.rowBytes-1]
+		q := (r1 - r0) / 4
+		if q > 0 {
+			_ = m.w[(r0+4*q)*m.rowBytes-1]
 			for t := t0; t < t1; t++ {
-				_ = m.dst[t*m.rows+r+3]
-				kern(w, m.rowBytes, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &m.dst[t*m.rows+r])
+				_ = m.dst[t*m.rows+r0+4*q-1]
 			}
 		}
-		for ; r < r1; r++ {
+		for i := range q {
+			r := r0 + i
+			w := &m.w[r*m.rowBytes]
+			for t := t0; t < t1; t++ {
+				kern(w, q*m.rowBytes, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &m.dst[t*m.rows+r], q)
+			}
+		}
+		for r := r0 + 4*q; r < r1; r++ {
 			w := &m.w[r*m.rowBytes]
 			_ = m.w[(r+1)*m.rowBytes-1]
 			for t := t0; t < t1; t++ {
-				kern(w, 0, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &tmp[0])
+				kern(w, 0, nb, &m.q8.qs[t*m.cols], &m.q8.d[t*nb], &m.q8.sum[t*nb], &tmp[0], 1)
 				m.dst[t*m.rows+r] = tmp[0]
 			}
 		}

@@ -3,11 +3,15 @@
 #include "textflag.h"
 
 // Matrix-vector kernels: four weight rows (stride bytes apart) against one activation
-// row quantized to 32-value blocks, nb blocks, four sums to out[0..3].
+// row quantized to 32-value blocks, nb blocks, four sums to out[0], out[ostride],
+// out[2·ostride], out[3·ostride]. Callers space the rows far apart: a core streams
+// several distant regions of memory faster than one.
 //
 // Q8_0 uses the sign trick (|w| unsigned times a·sign(w) signed) so the unsigned×
 // signed instructions need no bias correction. Q4_0 nibbles are unsigned already;
 // the −8 offset comes back as −Σa per block (a lane each of eight gives −8·Σa).
+
+#define PFDIST 2048
 
 #define SETUP4 \
 	MOVQ w+0(FP), SI; \
@@ -36,7 +40,15 @@
 	VHADDPS X3, X2, X2; \
 	VHADDPS X2, X0, X0; \
 	MOVQ out+48(FP), AX; \
-	VMOVUPS X0, (AX); \
+	MOVQ ostride+56(FP), BX; \
+	SHLQ $2, BX; \
+	VMOVSS X0, (AX); \
+	ADDQ BX, AX; \
+	VEXTRACTPS $1, X0, (AX); \
+	ADDQ BX, AX; \
+	VEXTRACTPS $2, X0, (AX); \
+	ADDQ BX, AX; \
+	VEXTRACTPS $3, X0, (AX); \
 	VZEROUPPER
 
 // Scale of one row-block: f16 d of the weights times the activation's d (in Y14).
@@ -65,13 +77,17 @@
 	SCALE(R, Y9); \
 	VFMADD231PS Y9, Y7, ACC
 
-// func q8_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
-TEXT ·q8_0DotX4VNNI(SB), NOSPLIT, $0-56
+// func q8_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
+TEXT ·q8_0DotX4VNNI(SB), NOSPLIT, $0-64
 	SETUP4
 	TESTQ CX, CX
 	JZ    q8vdone
 
 q8vloop:
+	PREFETCHT0   PFDIST(SI)
+	PREFETCHT0   PFDIST(R8)
+	PREFETCHT0   PFDIST(R9)
+	PREFETCHT0   PFDIST(R10)
 	VMOVDQU      (DI), Y15
 	VBROADCASTSS (DX), Y14
 	Q8ROW_VNNI(SI, Y0)
@@ -91,8 +107,8 @@ q8vdone:
 	REDUCE4
 	RET
 
-// func q8_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
-TEXT ·q8_0DotX4AVX2(SB), NOSPLIT, $0-56
+// func q8_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
+TEXT ·q8_0DotX4AVX2(SB), NOSPLIT, $0-64
 	SETUP4
 	MOVL         $0x00010001, AX
 	MOVD         AX, X13
@@ -170,8 +186,8 @@ q8adone:
 	ADDQ $4, DX; \
 	ADDQ $4, R11
 
-// func q4_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
-TEXT ·q4_0DotX4VNNI(SB), NOSPLIT, $0-56
+// func q4_0DotX4VNNI(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
+TEXT ·q4_0DotX4VNNI(SB), NOSPLIT, $0-64
 	SETUP4
 	Q4SETUP
 	TESTQ CX, CX
@@ -191,8 +207,8 @@ q4vdone:
 	REDUCE4
 	RET
 
-// func q4_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32)
-TEXT ·q4_0DotX4AVX2(SB), NOSPLIT, $0-56
+// func q4_0DotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, as *int32, out *float32, ostride int)
+TEXT ·q4_0DotX4AVX2(SB), NOSPLIT, $0-64
 	SETUP4
 	Q4SETUP
 	TESTQ CX, CX
