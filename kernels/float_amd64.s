@@ -111,7 +111,7 @@ f16tail:
 
 f16l1:
 	MOVWLZX     (SI), AX
-	MOVD        AX, X4
+	VMOVD       AX, X4
 	VCVTPH2PS   X4, X4
 	VFMADD231SS (DI), X4, X0
 	ADDQ        $2, SI

@@ -31,6 +31,9 @@ func gemmQ8_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32
 func gemmQ4_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
 
 //go:noescape
+func q4KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -53,6 +56,7 @@ func availableKernels() []*kernelSet {
 		k.tiles[F16] = tileF16Asm
 		k.tiles[Q8_0] = tileX4(q8_0DotX4AVX2, q8_0Len)
 		k.tiles[Q4_0] = tileX4(q4_0DotX4AVX2, q4_0Len)
+		k.tiles[Q4_K] = tileKX4(q4KDotX4AVX2)
 		sets = append(sets, k)
 	}
 	if hasAVX512 {
@@ -189,6 +193,39 @@ func tileGemm(kern gemmKernel, matvec tileFunc) tileFunc {
 		}
 		if r < r1 {
 			matvec(m, r, r1, t0, t1, ws)
+		}
+	}
+}
+
+type kx4Kernel func(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
+
+// tileKX4 is tileX4 for the K-quants, whose activations are Q8_K blocks.
+func tileKX4(kern kx4Kernel) tileFunc {
+	return func(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
+		nb := m.cols / qkK
+		var tmp [4]float32
+		q := (r1 - r0) / 4
+		if q > 0 {
+			_ = m.w[(r0+4*q)*m.rowBytes-1]
+			for t := t0; t < t1; t++ {
+				_ = m.dst[t*m.rows+r0+4*q-1]
+			}
+		}
+		a := m.q8k
+		for i := range q {
+			r := r0 + i
+			w := &m.w[r*m.rowBytes]
+			for t := t0; t < t1; t++ {
+				kern(w, q*m.rowBytes, nb, &a.qs[t*m.cols], &a.d[t*nb], &a.bsums[t*nb*16], &m.dst[t*m.rows+r], q)
+			}
+		}
+		for r := r0 + 4*q; r < r1; r++ {
+			w := &m.w[r*m.rowBytes]
+			_ = m.w[(r+1)*m.rowBytes-1]
+			for t := t0; t < t1; t++ {
+				kern(w, 0, nb, &a.qs[t*m.cols], &a.d[t*nb], &a.bsums[t*nb*16], &tmp[0], 1)
+				m.dst[t*m.rows+r] = tmp[0]
+			}
 		}
 	}
 }

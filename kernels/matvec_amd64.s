@@ -111,7 +111,7 @@ q8vdone:
 TEXT ·q8_0DotX4AVX2(SB), NOSPLIT, $0-64
 	SETUP4
 	MOVL         $0x00010001, AX
-	MOVD         AX, X13
+	VMOVD         AX, X13
 	VPBROADCASTD X13, Y13
 	TESTQ        CX, CX
 	JZ           q8adone
@@ -163,10 +163,10 @@ q8adone:
 #define Q4SETUP \
 	MOVQ         as+40(FP), R11; \
 	MOVL         $0x0f0f0f0f, AX; \
-	MOVD         AX, X12; \
+	VMOVD         AX, X12; \
 	VPBROADCASTD X12, Y12; \
 	MOVL         $0x00010001, AX; \
-	MOVD         AX, X13; \
+	VMOVD         AX, X13; \
 	VPBROADCASTD X13, Y13; \
 	VPXOR        Y10, Y10, Y10
 
