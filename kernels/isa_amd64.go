@@ -34,6 +34,9 @@ func gemmQ4_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32
 func q4KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
 
 //go:noescape
+func q6KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -57,6 +60,7 @@ func availableKernels() []*kernelSet {
 		k.tiles[Q8_0] = tileX4(q8_0DotX4AVX2, q8_0Len)
 		k.tiles[Q4_0] = tileX4(q4_0DotX4AVX2, q4_0Len)
 		k.tiles[Q4_K] = tileKX4(q4KDotX4AVX2)
+		k.tiles[Q6_K] = tileKX4(q6KDotX4AVX2)
 		sets = append(sets, k)
 	}
 	if hasAVX512 {

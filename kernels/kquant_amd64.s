@@ -141,3 +141,126 @@ q4kdone:
 	VEXTRACTPS   $3, X0, (AX)
 	VZEROUPPER
 	RET
+
+// Q6_K: 6-bit values (0..63, four low bits in ql, two high in qh) are unsigned for
+// VPMADDUBSW; their −32 offset returns once per block as −32·Σ scale·bsum. Each
+// 32-value vector spans two 16-value groups, so its scale vector holds two int8
+// scales, one per 128-bit lane, for VPMADDWD.
+
+#define SCALEPAIR(OFF) \
+	VPBROADCASTW OFF(SP), X12; \
+	VPBROADCASTW (OFF+2)(SP), X14; \
+	VINSERTI128  $1, X14, Y12, Y12
+
+#define Q6KACC(A, OFF) \
+	VPMADDUBSW A(DI), Y11, Y11; \
+	SCALEPAIR(OFF); \
+	VPMADDWD   Y12, Y11, Y11; \
+	VPADDD     Y11, Y7, Y7
+
+#define Q6KHALF(R, N) \
+	VMOVDQU (64*N)(R), Y8; \
+	VMOVDQU (64*N+32)(R), Y9; \
+	VMOVDQU (128+32*N)(R), Y10; \
+	VPAND   Y6, Y8, Y11; \
+	VPSLLW  $4, Y10, Y12; \
+	VPAND   Y13, Y12, Y12; \
+	VPOR    Y12, Y11, Y11; \
+	Q6KACC((128*N), (16*N)); \
+	VPAND   Y6, Y9, Y11; \
+	VPSLLW  $2, Y10, Y12; \
+	VPAND   Y13, Y12, Y12; \
+	VPOR    Y12, Y11, Y11; \
+	Q6KACC((128*N+32), (16*N+4)); \
+	VPSRLW  $4, Y8, Y11; \
+	VPAND   Y6, Y11, Y11; \
+	VPAND   Y13, Y10, Y12; \
+	VPOR    Y12, Y11, Y11; \
+	Q6KACC((128*N+64), (16*N+8)); \
+	VPSRLW  $4, Y9, Y11; \
+	VPAND   Y6, Y11, Y11; \
+	VPSRLW  $2, Y10, Y12; \
+	VPAND   Y13, Y12, Y12; \
+	VPOR    Y12, Y11, Y11; \
+	Q6KACC((128*N+96), (16*N+12))
+
+#define Q6KROW(R, ACC) \
+	VPMOVSXBW    192(R), Y8; \
+	VMOVDQU      Y8, 0(SP); \
+	VPMADDWD     Y5, Y8, Y8; \
+	VPSLLD       $5, Y8, Y8; \
+	VPXOR        Y7, Y7, Y7; \
+	VPSUBD       Y8, Y7, Y7; \
+	Q6KHALF(R, 0); \
+	Q6KHALF(R, 1); \
+	VCVTDQ2PS    Y7, Y7; \
+	VPBROADCASTW 208(R), X12; \
+	VCVTPH2PS    X12, Y12; \
+	VMULPS       Y4, Y12, Y12; \
+	VFMADD231PS  Y12, Y7, ACC
+
+// func q6KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
+TEXT ·q6KDotX4AVX2(SB), NOSPLIT, $64-64
+	MOVQ         w+0(FP), SI
+	MOVQ         stride+8(FP), BX
+	MOVQ         nb+16(FP), CX
+	MOVQ         aq+24(FP), DI
+	MOVQ         ad+32(FP), DX
+	MOVQ         bsums+40(FP), R11
+	LEAQ         (SI)(BX*1), R8
+	LEAQ         (R8)(BX*1), R9
+	LEAQ         (R9)(BX*1), R10
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X6
+	VPBROADCASTD X6, Y6
+	MOVL         $0x30303030, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	TESTQ        CX, CX
+	JZ           q6kdone
+
+q6kloop:
+	VBROADCASTSS (DX), Y4
+	VMOVDQU      (R11), Y5
+	Q6KROW(SI, Y0)
+	Q6KROW(R8, Y1)
+	Q6KROW(R9, Y2)
+	Q6KROW(R10, Y3)
+	ADDQ         $210, SI
+	ADDQ         $210, R8
+	ADDQ         $210, R9
+	ADDQ         $210, R10
+	ADDQ         $256, DI
+	ADDQ         $4, DX
+	ADDQ         $32, R11
+	DECQ         CX
+	JNZ          q6kloop
+
+q6kdone:
+	VEXTRACTF128 $1, Y0, X4
+	VADDPS       X4, X0, X0
+	VEXTRACTF128 $1, Y1, X4
+	VADDPS       X4, X1, X1
+	VEXTRACTF128 $1, Y2, X4
+	VADDPS       X4, X2, X2
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS       X4, X3, X3
+	VHADDPS      X1, X0, X0
+	VHADDPS      X3, X2, X2
+	VHADDPS      X2, X0, X0
+	MOVQ         out+48(FP), AX
+	MOVQ         ostride+56(FP), BX
+	SHLQ         $2, BX
+	VMOVSS       X0, (AX)
+	ADDQ         BX, AX
+	VEXTRACTPS   $1, X0, (AX)
+	ADDQ         BX, AX
+	VEXTRACTPS   $2, X0, (AX)
+	ADDQ         BX, AX
+	VEXTRACTPS   $3, X0, (AX)
+	VZEROUPPER
+	RET
