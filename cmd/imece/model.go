@@ -184,7 +184,7 @@ func (a *app) synth(f synthFlags) error {
 		o.ExpertsUsed = 0
 	}
 	if f.vocabFrom != "" {
-		src, err := openModelOrVocab(f.vocabFrom)
+		src, err := model.ReadGGUFMetadata(f.vocabFrom)
 		if err != nil {
 			return fmt.Errorf("--vocab-from: %w", err)
 		}
@@ -232,20 +232,6 @@ func (a *app) synth(f synthFlags) error {
 	}
 	fmt.Fprintf(a.stdout, "wrote %s: %s parameters, %s, cid %s\n", f.out, groupDigits(m.Params()), humanBytes(m.Size()), id)
 	return nil
-}
-
-// openModelOrVocab reads the metadata of a GGUF file that may hold only a
-// vocabulary (llama.cpp's ggml-vocab-*.gguf files have no weights).
-func openModelOrVocab(path string) (model.Metadata, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return model.Metadata{}, err
-	}
-	g, err := model.ParseGGUF(b)
-	if err != nil {
-		return model.Metadata{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return g.Meta, nil
 }
 
 func groupDigits(n int64) string {
