@@ -2,6 +2,14 @@ package kernels
 
 import "math"
 
+// roundSmall rounds half to even like nearestInt, for |x| < 2²²: adding 1.5·2²³
+// leaves the rounded integer in the low mantissa bits (ggml's nearest_int), with
+// no call and no branch.
+func roundSmall(x float32) int32 {
+	v := x + 12582912
+	return int32(math.Float32bits(v)&0x7fffff) - 0x400000
+}
+
 // q8Act is a batch of activation rows quantized to 32-element blocks, the form the
 // Q8_0 and Q4_0 integer dot products consume (llama.cpp's vec_dot_type for both).
 // It is laid out as separate arrays rather than 34-byte blocks so the assembly
@@ -82,7 +90,7 @@ func quantizeQ8Blocks(a *q8Act, b0 int, x []float32) {
 		qs := a.qs[(b0+b)*qk : (b0+b)*qk+qk]
 		var s int32
 		for j, v := range xs {
-			q := int8(math.RoundToEven(float64(v * id)))
+			q := int8(roundSmall(v * id))
 			qs[j] = q
 			s += int32(q)
 		}
@@ -112,7 +120,7 @@ func quantizeQ8KBlocks(a *q8KAct, b0 int, x []float32) {
 		}
 		iscale := -127 / mx
 		for j, v := range xs {
-			qs[j] = int8(min(127, nearestInt(iscale*v)))
+			qs[j] = int8(min(127, roundSmall(iscale*v)))
 		}
 		for j := range 16 {
 			var s int16

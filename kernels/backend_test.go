@@ -223,3 +223,29 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The assembly activation quantizers produce the generic ones' bytes exactly.
+func TestActivationQuantizersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	x := randRow(r, 32*40, 3)
+	clear(x[64:96]) // an all-zero block
+	x[5] = 0.5      // exact ties for the rounding
+	var want q8Act
+	want.resize(len(x))
+	quantizeQ8Blocks(&want, 0, x)
+	for _, k := range availableKernels() {
+		var got q8Act
+		got.resize(len(x))
+		k.quantQ8(&got, 0, x)
+		for i := range want.qs {
+			if got.qs[i] != want.qs[i] {
+				t.Fatalf("%s: q[%d] = %d, want %d", k.name, i, got.qs[i], want.qs[i])
+			}
+		}
+		for b := range want.d {
+			if got.d[b] != want.d[b] || got.sum[b] != want.sum[b] {
+				t.Fatalf("%s: block %d d=%g sum=%d, want %g %d", k.name, b, got.d[b], got.sum[b], want.d[b], want.sum[b])
+			}
+		}
+	}
+}

@@ -37,6 +37,9 @@ func q4KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, 
 func q6KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
 
 //go:noescape
+func quantQ8AVX2(x *float32, nb int, qs *int8, d *float32, sum *int32)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -53,6 +56,7 @@ func availableKernels() []*kernelSet {
 	sets := []*kernelSet{genericKernels()}
 	if hasAVX2 {
 		k := sets[0].clone("avx2")
+		k.quantQ8 = quantQ8Asm
 		k.dotF32 = dotF32Asm
 		k.axpy = axpyAsm
 		k.tiles[F32] = tileF32Asm
@@ -232,4 +236,15 @@ func tileKX4(kern kx4Kernel) tileFunc {
 			}
 		}
 	}
+}
+
+func quantQ8Asm(a *q8Act, b0 int, x []float32) {
+	nb := len(x) / qk
+	if nb == 0 {
+		return
+	}
+	_ = a.qs[(b0+nb)*qk-1]
+	_ = a.d[b0+nb-1]
+	_ = a.sum[b0+nb-1]
+	quantQ8AVX2(&x[0], nb, &a.qs[b0*qk], &a.d[b0], &a.sum[b0])
 }

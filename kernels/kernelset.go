@@ -8,7 +8,9 @@ import "fmt"
 type kernelSet struct {
 	name   string
 	dotF32 func(a, b []float32) float32
-	axpy   func(y []float32, a float32, x []float32)
+	// quantQ8 quantizes x into 32-value blocks [b0, …) of a.
+	quantQ8 func(a *q8Act, b0 int, x []float32)
+	axpy    func(y []float32, a float32, x []float32)
 	// tiles compute m.dst[t·rows + r] for rows [r0, r1) and tokens [t0, t1).
 	tiles map[DType]tileFunc
 	// gemmLayout marks the types whose n > 1 tiles read matArgs.g.
@@ -35,9 +37,10 @@ type tileFunc func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch)
 
 func genericKernels() *kernelSet {
 	return &kernelSet{
-		name:   "generic",
-		dotF32: dotF32Go,
-		axpy:   axpyGo,
+		name:    "generic",
+		dotF32:  dotF32Go,
+		quantQ8: quantizeQ8Blocks,
+		axpy:    axpyGo,
 		tiles: map[DType]tileFunc{
 			F32:  tileF32Go,
 			F16:  tileHalfGo,

@@ -84,7 +84,7 @@ func quantizeQ8Job(j *job, lo, hi int, _ *workerScratch) {
 	}
 	for t := lo; t < hi; t++ {
 		if t < m.n {
-			quantizeQ8Blocks(m.q8, t*m.cols/qk, m.x[t*m.cols:(t+1)*m.cols])
+			j.kern.quantQ8(m.q8, t*m.cols/qk, m.x[t*m.cols:(t+1)*m.cols])
 		}
 		if m.g != nil {
 			m.g.expand(m.q8, t, m.cols, bias, t >= m.n)

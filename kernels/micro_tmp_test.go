@@ -1,5 +1,10 @@
 package kernels
-import ("testing"; "runtime")
+
+import (
+	"runtime"
+	"testing"
+)
+
 func BenchmarkDecodeThreads(b *testing.B) {
 	for _, th := range []int{1, 2} {
 		b.Run(string(rune('0'+th)), func(b *testing.B) {

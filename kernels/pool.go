@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -57,17 +58,35 @@ func newPool(threads int) *pool {
 	return p
 }
 
+// spinChecks is how many times an idle worker, or a caller waiting for its
+// helpers, polls before blocking: about 20µs, longer than the gap between two
+// matrix products of a decode step, so a worker is still awake when the next one
+// arrives instead of paying a futex wake-up each time.
+const spinChecks = 2000
+
 func (p *pool) work() {
 	defer p.wg.Done()
 	var ws workerScratch
 	for {
-		select {
-		case j := <-p.jobs:
-			j.run(&ws)
-			j.done <- struct{}{}
-		case <-p.quit:
-			return
+		var j *job
+		for i := 0; i < spinChecks && j == nil; i++ {
+			select {
+			case j = <-p.jobs:
+			default:
+				if i%128 == 127 {
+					runtime.Gosched() // let other goroutines of this P run
+				}
+			}
 		}
+		if j == nil {
+			select {
+			case j = <-p.jobs:
+			case <-p.quit:
+				return
+			}
+		}
+		j.run(&ws)
+		j.done <- struct{}{}
 	}
 }
 
@@ -100,6 +119,11 @@ func (p *pool) parallel(j *job, ws *workerScratch) {
 		}
 	}
 	j.run(ws)
+	for i := 0; i < spinChecks && len(j.done) < sent; i++ {
+		if i%128 == 127 {
+			runtime.Gosched()
+		}
+	}
 	for range sent {
 		<-j.done
 	}
