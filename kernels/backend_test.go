@@ -159,8 +159,11 @@ func TestISAsAgree(t *testing.T) {
 	for _, isa := range isaNames()[1:] {
 		b := newTestCPU(t, WithISA(isa), WithThreads(2))
 		for _, dt := range allTypes {
-			for _, n := range []int{1, 2, 3, 7, 128} {
-				rows, cols := 37, 512
+			for _, tc := range []struct{ n, rows, cols int }{
+				{1, 37, 512}, {2, 37, 512}, {3, 37, 512}, {7, 37, 512}, {128, 37, 512},
+				{19, 13, 4352}, // k split into chunks of the prefill tile (and 17-block tail)
+			} {
+				n, rows, cols := tc.n, tc.rows, tc.cols
 				data, _ := randMatrix(t, r, dt, rows, cols)
 				mr, _ := ref.NewMatrix(dt, rows, cols, data)
 				mb, _ := b.NewMatrix(dt, rows, cols, data)

@@ -9,6 +9,8 @@
 // it sits in a register. The bias comes back through corr (−bias/8·Σa per lane),
 // the scales through sa (activation, per half) and the row's f16 d.
 //
+// The Add variants add to out instead of storing, for products split along k.
+//
 // Activation arrays (acts, sa, corr) are indexed alike: 64 bytes per (block, pair),
 // pairs of a block contiguous, blocks kstride bytes apart.
 
@@ -82,7 +84,14 @@
 // Reduce the accumulators of pair P (rows 0..3 in Z(P), Z(4+P), Z(8+P), Z(12+P)) to
 // two vectors of four row sums, one per token, stored at out + (2P)·ostride and
 // out + (2P+1)·ostride when those tokens exist.
-#define REDUCEPAIR(P, R0, R1, R2, R3, DONE) \
+#define STORESET \
+	VMOVUPS X25, (R14)
+
+#define STOREADD \
+	VADDPS  (R14), X25, X25; \
+	VMOVUPS X25, (R14)
+
+#define REDUCEPAIR(P, R0, R1, R2, R3, DONE, STORE) \
 	VUNPCKLPS    R1, R0, Z20; \
 	VUNPCKHPS    R1, R0, Z21; \
 	VADDPS       Z21, Z20, Z20; \
@@ -97,22 +106,22 @@
 	CMPQ         R13, $(2*P); \
 	JLE          DONE; \
 	VEXTRACTF32X4 $0, Z24, X25; \
-	VMOVUPS      X25, (R14); \
+	STORE; \
 	ADDQ         R15, R14; \
 	CMPQ         R13, $(2*P+1); \
 	JLE          DONE; \
 	VEXTRACTF32X4 $2, Z24, X25; \
-	VMOVUPS      X25, (R14); \
+	STORE; \
 	ADDQ         R15, R14
 
-#define EPILOGUE(DONE) \
+#define EPILOGUE(DONE, STORE) \
 	MOVQ out+56(FP), R14; \
 	MOVQ ostride+64(FP), R15; \
 	MOVQ ntok+72(FP), R13; \
-	REDUCEPAIR(0, Z0, Z4, Z8, Z12, DONE); \
-	REDUCEPAIR(1, Z1, Z5, Z9, Z13, DONE); \
-	REDUCEPAIR(2, Z2, Z6, Z10, Z14, DONE); \
-	REDUCEPAIR(3, Z3, Z7, Z11, Z15, DONE)
+	REDUCEPAIR(0, Z0, Z4, Z8, Z12, DONE, STORE); \
+	REDUCEPAIR(1, Z1, Z5, Z9, Z13, DONE, STORE); \
+	REDUCEPAIR(2, Z2, Z6, Z10, Z14, DONE, STORE); \
+	REDUCEPAIR(3, Z3, Z7, Z11, Z15, DONE, STORE)
 
 // func gemmQ8_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
 TEXT ·gemmQ8_0VNNI(SB), 0, $0-80
@@ -135,9 +144,36 @@ q8loop:
 	DECQ CX
 	JNZ  q8loop
 
-	EPILOGUE(q8done)
+	EPILOGUE(q8done, STORESET)
 
 q8done:
+	VZEROUPPER
+	RET
+
+// func gemmQ8_0VNNIAdd(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+TEXT ·gemmQ8_0VNNIAdd(SB), 0, $0-80
+	LOADARGS
+	ZEROACC
+	MOVL         $0x80808080, R13
+	VPBROADCASTD R13, Z26
+
+q8aloop:
+	LOADACTS
+	ROW(Q8WEIGHTS, SI, Z0, Z1, Z2, Z3)
+	ROW(Q8WEIGHTS, R8, Z4, Z5, Z6, Z7)
+	ROW(Q8WEIGHTS, R9, Z8, Z9, Z10, Z11)
+	ROW(Q8WEIGHTS, R10, Z12, Z13, Z14, Z15)
+	ADDQ $34, SI
+	ADDQ $34, R8
+	ADDQ $34, R9
+	ADDQ $34, R10
+	ADDQ DX, AX
+	DECQ CX
+	JNZ  q8aloop
+
+	EPILOGUE(q8adone, STOREADD)
+
+q8adone:
 	VZEROUPPER
 	RET
 
@@ -162,9 +198,36 @@ q4loop:
 	DECQ CX
 	JNZ  q4loop
 
-	EPILOGUE(q4done)
+	EPILOGUE(q4done, STORESET)
 
 q4done:
+	VZEROUPPER
+	RET
+
+// func gemmQ4_0VNNIAdd(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+TEXT ·gemmQ4_0VNNIAdd(SB), 0, $0-80
+	LOADARGS
+	ZEROACC
+	MOVL         $0x0f0f0f0f, R13
+	VPBROADCASTD R13, Z26
+
+q4aloop:
+	LOADACTS
+	ROW(Q4WEIGHTS, SI, Z0, Z1, Z2, Z3)
+	ROW(Q4WEIGHTS, R8, Z4, Z5, Z6, Z7)
+	ROW(Q4WEIGHTS, R9, Z8, Z9, Z10, Z11)
+	ROW(Q4WEIGHTS, R10, Z12, Z13, Z14, Z15)
+	ADDQ $18, SI
+	ADDQ $18, R8
+	ADDQ $18, R9
+	ADDQ $18, R10
+	ADDQ DX, AX
+	DECQ CX
+	JNZ  q4aloop
+
+	EPILOGUE(q4adone, STOREADD)
+
+q4adone:
 	VZEROUPPER
 	RET
 

@@ -31,6 +31,12 @@ func gemmQ8_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32
 func gemmQ4_0VNNI(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
 
 //go:noescape
+func gemmQ8_0VNNIAdd(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+
+//go:noescape
+func gemmQ4_0VNNIAdd(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
+
+//go:noescape
 func q4KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
 
 //go:noescape
@@ -69,8 +75,8 @@ func availableKernels() []*kernelSet {
 	}
 	if hasAVX512 {
 		k := sets[len(sets)-1].clone("avx512-vnni")
-		k.tiles[Q8_0] = tileGemm(gemmQ8_0VNNI, tileX4(q8_0DotX4VNNI, q8_0Len))
-		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, tileX4(q4_0DotX4VNNI, q4_0Len))
+		k.tiles[Q8_0] = tileGemm(gemmQ8_0VNNI, gemmQ8_0VNNIAdd, q8_0Len, tileX4(q8_0DotX4VNNI, q8_0Len))
+		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, gemmQ4_0VNNIAdd, q4_0Len, tileX4(q4_0DotX4VNNI, q4_0Len))
 		k.gemmLayout[Q8_0] = true
 		k.gemmLayout[Q4_0] = true
 		sets = append(sets, k)
@@ -172,10 +178,16 @@ func tileF16Asm(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
 
 type gemmKernel func(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
 
-// tileGemm runs the 4-row × 8-token prefill kernel over rows [r0, r1): each group
-// of four weight rows stays in L1 while every token tile passes it. Decode calls
-// (no gemm layout) and the rows left over go to the matrix-vector kernel.
-func tileGemm(kern gemmKernel, matvec tileFunc) tileFunc {
+// gemmKBlocks is how many 32-value blocks of k one pass of the prefill tile covers:
+// the activations of 2048 columns of 128 tokens, in the tile's expanded layout,
+// are about 800 KB and stay in L2 while every row group of the chunk meets them.
+const gemmKBlocks = 64
+
+// tileGemm runs the 4-row × 8-token prefill kernel over rows [r0, r1), k split in
+// chunks of gemmKBlocks blocks (the first stores, the others add): each group of
+// four weight rows stays in L1 while every token tile passes it. Decode calls (no
+// gemm layout) and the rows left over go to the matrix-vector kernel.
+func tileGemm(set, add gemmKernel, blockBytes int, matvec tileFunc) tileFunc {
 	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
 		g := m.g
 		if g == nil || t0 != 0 || t1 != m.n {
@@ -184,25 +196,45 @@ func tileGemm(kern gemmKernel, matvec tileFunc) tileFunc {
 		}
 		nb := m.cols / qk
 		kstride := g.pairs * 64
-		r := r0
-		for ; r+4 <= r1; r += 4 {
-			w := &m.w[r*m.rowBytes]
-			_ = m.w[(r+4)*m.rowBytes-1]
-			for p := 0; p < g.pairs; p += gemmPairsPerTile {
-				t := 2 * p
-				if t >= m.n {
-					break
+		r4 := r0 + (r1-r0)/4*4
+		if r4 > r0 {
+			_ = m.w[r4*m.rowBytes-1]
+			_ = m.dst[(m.n-1)*m.rows+r4-1]
+		}
+		for k0 := 0; k0 < nb; k0 += gemmKBlocks {
+			kn := min(gemmKBlocks, nb-k0)
+			kern := set
+			if k0 > 0 {
+				kern = add
+			}
+			for r := r0; r < r4; r += 4 {
+				w := &m.w[r*m.rowBytes+k0*blockBytes]
+				for p := 0; p < g.pairs; p += gemmPairsPerTile {
+					t := 2 * p
+					if t >= m.n {
+						break
+					}
+					o := k0*g.pairs + p
+					kern(w, m.rowBytes, kn, &g.acts[o*64], &g.sa[o*16], &g.corr[o*16], kstride,
+						&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 				}
-				ntok := min(8, m.n-t)
-				_ = m.dst[(t+ntok-1)*m.rows+r+3]
-				kern(w, m.rowBytes, nb, &g.acts[p*64], &g.sa[p*16], &g.corr[p*16], kstride,
-					&m.dst[t*m.rows+r], 4*m.rows, ntok)
 			}
 		}
-		if r < r1 {
-			matvec(m, r, r1, t0, t1, ws)
+		if r4 < r1 {
+			matvec(m, r4, r1, t0, t1, ws)
 		}
 	}
+}
+
+func quantQ8Asm(a *q8Act, b0 int, x []float32) {
+	nb := len(x) / qk
+	if nb == 0 {
+		return
+	}
+	_ = a.qs[(b0+nb)*qk-1]
+	_ = a.d[b0+nb-1]
+	_ = a.sum[b0+nb-1]
+	quantQ8AVX2(&x[0], nb, &a.qs[b0*qk], &a.d[b0], &a.sum[b0])
 }
 
 type kx4Kernel func(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, out *float32, ostride int)
@@ -236,15 +268,4 @@ func tileKX4(kern kx4Kernel) tileFunc {
 			}
 		}
 	}
-}
-
-func quantQ8Asm(a *q8Act, b0 int, x []float32) {
-	nb := len(x) / qk
-	if nb == 0 {
-		return
-	}
-	_ = a.qs[(b0+nb)*qk-1]
-	_ = a.d[b0+nb-1]
-	_ = a.sum[b0+nb-1]
-	quantQ8AVX2(&x[0], nb, &a.qs[b0*qk], &a.d[b0], &a.sum[b0])
 }
