@@ -16,7 +16,6 @@ const (
 	tlVocab  = 32000
 )
 
-
 // randWeights fills a matrix with random blocks whose scales are small normal f16
 // values, much faster than quantizing random floats and just as realistic for
 // timing.
@@ -174,5 +173,23 @@ func BenchmarkTriad(b *testing.B) {
 	for b.Loop() {
 		bw := MeasureBandwidth(runtime.NumCPU(), 0)
 		b.ReportMetric(bw/1e9, "GB/s")
+	}
+}
+
+// BenchmarkAttend is one decode step's attention of one TinyLlama layer at a long
+// context.
+func BenchmarkAttend(b *testing.B) {
+	for _, ctx := range []int{256, 2048} {
+		b.Run(fmt.Sprint(ctx), func(b *testing.B) {
+			be := newTestCPU(b)
+			r := rand.New(rand.NewPCG(5, 5))
+			a := Attention{N: 1, Pos0: ctx - 1, Heads: 32, KVHeads: 4, HeadDim: 64, Scale: 0.125,
+				K: randRow(r, ctx*tlKV, 1), V: randRow(r, ctx*tlKV, 1)}
+			q := randRow(r, tlDim, 1)
+			dst := make([]float32, tlDim)
+			for b.Loop() {
+				be.Attend(dst, q, a)
+			}
+		})
 	}
 }

@@ -46,6 +46,15 @@ func q6KDotX4AVX2(w *byte, stride, nb int, aq *int8, ad *float32, bsums *int16, 
 func quantQ8AVX2(x *float32, nb int, qs *int8, d *float32, sum *int32)
 
 //go:noescape
+func dotRowsAVX2(q *float32, k *float32, kstride, n, hd int, out *float32, scale float32) float32
+
+//go:noescape
+func axpyRowsAVX2(out *float32, p *float32, v *float32, vstride, n, hd int)
+
+//go:noescape
+func expSubAVX2(x *float32, n int, m float32) float32
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -65,6 +74,9 @@ func availableKernels() []*kernelSet {
 		k.quantQ8 = quantQ8Asm
 		k.dotF32 = dotF32Asm
 		k.axpy = axpyAsm
+		k.dotRows = dotRowsAsm
+		k.axpyRows = axpyRowsAsm
+		k.expSub = expSubAsm
 		k.tiles[F32] = tileF32Asm
 		k.tiles[F16] = tileF16Asm
 		k.tiles[Q8_0] = tileX4(q8_0DotX4AVX2, q8_0Len)
@@ -268,4 +280,33 @@ func tileKX4(kern kx4Kernel) tileFunc {
 			}
 		}
 	}
+}
+
+func dotRowsAsm(q, k []float32, kstride, n int, out []float32, scale float32) float32 {
+	hd := len(q)
+	if hd%8 != 0 || n == 0 {
+		return dotRowsGo(q, k, kstride, n, out, scale)
+	}
+	_ = k[(n-1)*kstride+hd-1]
+	_ = out[n-1]
+	return dotRowsAVX2(&q[0], &k[0], kstride, n, hd, &out[0], scale)
+}
+
+func axpyRowsAsm(out, p, v []float32, vstride int) {
+	hd, n := len(out), len(p)
+	if hd%8 != 0 || n == 0 {
+		axpyRowsGo(out, p, v, vstride)
+		return
+	}
+	_ = v[(n-1)*vstride+hd-1]
+	axpyRowsAVX2(&out[0], &p[0], &v[0], vstride, n, hd)
+}
+
+func expSubAsm(x []float32, m float32) float32 {
+	n := len(x) &^ 7
+	var s float32
+	if n > 0 {
+		s = expSubAVX2(&x[0], n, m)
+	}
+	return s + expSubGo(x[n:], m)
 }

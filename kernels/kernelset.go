@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // kernelSet is one instruction set's implementation of the inner loops. The generic
 // set is complete; an assembly set starts as a copy of it and replaces what it
@@ -11,6 +14,13 @@ type kernelSet struct {
 	// quantQ8 quantizes x into 32-value blocks [b0, …) of a.
 	quantQ8 func(a *q8Act, b0 int, x []float32)
 	axpy    func(y []float32, a float32, x []float32)
+	// dotRows sets out[t] = scale·q·k[t·kstride:][:len(q)] for t < n and returns
+	// the largest.
+	dotRows func(q, k []float32, kstride, n int, out []float32, scale float32) float32
+	// axpyRows adds Σ_t p[t]·v[t·vstride:][:len(out)] to out.
+	axpyRows func(out, p, v []float32, vstride int)
+	// expSub replaces x[i] by e^(x[i]−m) and returns their sum.
+	expSub func(x []float32, m float32) float32
 	// tiles compute m.dst[t·rows + r] for rows [r0, r1) and tokens [t0, t1).
 	tiles map[DType]tileFunc
 	// gemmLayout marks the types whose n > 1 tiles read matArgs.g.
@@ -37,10 +47,13 @@ type tileFunc func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch)
 
 func genericKernels() *kernelSet {
 	return &kernelSet{
-		name:    "generic",
-		dotF32:  dotF32Go,
-		quantQ8: quantizeQ8Blocks,
-		axpy:    axpyGo,
+		name:     "generic",
+		dotF32:   dotF32Go,
+		quantQ8:  quantizeQ8Blocks,
+		axpy:     axpyGo,
+		dotRows:  dotRowsGo,
+		axpyRows: axpyRowsGo,
+		expSub:   expSubGo,
 		tiles: map[DType]tileFunc{
 			F32:  tileF32Go,
 			F16:  tileHalfGo,
@@ -156,4 +169,29 @@ func tileQ6KGo(m *matArgs, r0, r1, t0, t1 int, _ *workerScratch) {
 			m.dst[t*m.rows+r] = dotQ6KGo(wr, m.q8k, t*nb, nb)
 		}
 	}
+}
+
+func dotRowsGo(q, k []float32, kstride, n int, out []float32, scale float32) float32 {
+	m := float32(math.Inf(-1))
+	for t := range n {
+		out[t] = dotF32Go(q, k[t*kstride:t*kstride+len(q)]) * scale
+		m = max(m, out[t])
+	}
+	return m
+}
+
+func axpyRowsGo(out, p, v []float32, vstride int) {
+	for t, pt := range p {
+		axpyGo(out, pt, v[t*vstride:t*vstride+len(out)])
+	}
+}
+
+func expSubGo(x []float32, m float32) float32 {
+	var s float32
+	for i, v := range x {
+		e := expf(v - m)
+		x[i] = e
+		s += e
+	}
+	return s
 }

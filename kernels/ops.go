@@ -78,9 +78,11 @@ func (c *cpu) RoPE(x []float32, n, heads, headDim int, r RoPE) {
 	c.putScratch(s)
 }
 
-// Attend implements Backend.Attend. Work is split over (query, KV head) pairs: the
-// query heads of one group read each cached key and value once between them, which
-// is what long contexts are bound by. Softmax subtracts the row maximum first.
+// Attend implements Backend.Attend. Work is split over (query, KV head) pairs, so
+// the query heads of one group share the keys and values while they are in cache
+// (see attendChunk). Softmax is the numerically stable online form: exponents are
+// taken relative to the running maximum, and probabilities are normalised once,
+// after the weighted sum of values.
 func (c *cpu) Attend(dst, q []float32, a Attention) {
 	if a.N <= 0 {
 		return
@@ -106,47 +108,60 @@ func (c *cpu) Attend(dst, q []float32, a Attention) {
 	c.putScratch(s)
 }
 
+// attendChunk is how many cached positions the heads of a group take turns on: the
+// chunk's keys and values (2·128·HeadDim floats) stay in L1/L2 while every head of
+// the group passes over them, so the cache is read from memory once per group, not
+// once per head.
+const attendChunk = 128
+
 func attendJob(j *job, lo, hi int, ws *workerScratch) {
 	a := &j.attn
 	g := a.Heads / a.KVHeads
 	hd := a.HeadDim
+	stride := a.KVHeads * hd
 	k := j.kern
+	ws.f32 = growF32(ws.f32, g*attendChunk+g*hd+2*g)
 	for it := lo; it < hi; it++ {
 		i, kvh := it/a.KVHeads, it%a.KVHeads
 		npos := a.Pos0 + i + 1
-		ws.f32 = growF32(ws.f32, g*npos)
-		// Scores of the whole group, position by position, so each key is read once.
-		for t := range npos {
-			kv := a.K[(t*a.KVHeads+kvh)*hd : (t*a.KVHeads+kvh+1)*hd]
+		sc := ws.f32[:g*attendChunk]
+		acc := ws.f32[g*attendChunk : g*attendChunk+g*hd]
+		mx := ws.f32[g*attendChunk+g*hd : g*attendChunk+g*hd+g]
+		sum := ws.f32[g*attendChunk+g*hd+g : g*attendChunk+g*hd+2*g]
+		clear(acc)
+		clear(sum)
+		for h := range mx {
+			mx[h] = float32(math.Inf(-1))
+		}
+		// Online softmax (as in FlashAttention): each chunk rescales what the
+		// earlier ones accumulated when it raises a head's running maximum.
+		for t0 := 0; t0 < npos; t0 += attendChunk {
+			tn := min(attendChunk, npos-t0)
+			keys := a.K[t0*stride+kvh*hd : (t0+tn-1)*stride+(kvh+1)*hd]
+			vals := a.V[t0*stride+kvh*hd : (t0+tn-1)*stride+(kvh+1)*hd]
 			for hh := range g {
 				h := kvh*g + hh
-				ws.f32[hh*npos+t] = k.dotF32(j.q[(i*a.Heads+h)*hd:(i*a.Heads+h+1)*hd], kv) * a.Scale
+				s := sc[hh*attendChunk : hh*attendChunk+tn]
+				o := acc[hh*hd : (hh+1)*hd]
+				m := max(mx[hh], k.dotRows(j.q[(i*a.Heads+h)*hd:(i*a.Heads+h+1)*hd], keys, stride, tn, s, a.Scale))
+				if m > mx[hh] {
+					f := expf(mx[hh] - m) // 0 for the first chunk
+					sum[hh] *= f
+					for d := range o {
+						o[d] *= f
+					}
+					mx[hh] = m
+				}
+				sum[hh] += k.expSub(s, m)
+				k.axpyRows(o, s, vals, stride)
 			}
 		}
 		for hh := range g {
-			sc := ws.f32[hh*npos : (hh+1)*npos]
-			mx := float32(math.Inf(-1))
-			for _, v := range sc {
-				mx = max(mx, v)
-			}
-			var sum float32
-			for t, v := range sc {
-				e := expf(v - mx)
-				sc[t] = e
-				sum += e
-			}
-			inv := 1 / sum
-			for t := range sc {
-				sc[t] *= inv
-			}
 			h := kvh*g + hh
-			clear(j.dst[(i*a.Heads+h)*hd : (i*a.Heads+h+1)*hd])
-		}
-		for t := range npos {
-			vv := a.V[(t*a.KVHeads+kvh)*hd : (t*a.KVHeads+kvh+1)*hd]
-			for hh := range g {
-				h := kvh*g + hh
-				k.axpy(j.dst[(i*a.Heads+h)*hd:(i*a.Heads+h+1)*hd], ws.f32[hh*npos+t], vv)
+			inv := 1 / sum[hh]
+			out := j.dst[(i*a.Heads+h)*hd : (i*a.Heads+h+1)*hd]
+			for d, v := range acc[hh*hd : (hh+1)*hd] {
+				out[d] = v * inv
 			}
 		}
 	}

@@ -84,7 +84,7 @@ func TestAttend(t *testing.T) {
 	for _, isa := range isaNames() {
 		b := newTestCPU(t, WithISA(isa), WithThreads(3))
 		for _, tc := range []struct{ n, pos0, heads, kv, hd int }{
-			{1, 0, 4, 2, 8}, {1, 40, 8, 2, 64}, {5, 3, 6, 3, 16}, {7, 0, 4, 4, 24}, {2, 300, 32, 4, 64},
+			{1, 0, 4, 2, 8}, {3, 5, 4, 2, 12}, {1, 40, 8, 2, 64}, {5, 3, 6, 3, 16}, {7, 0, 4, 4, 24}, {2, 300, 32, 4, 64}, {1, 1000, 7, 1, 16},
 		} {
 			ctx := tc.pos0 + tc.n
 			a := Attention{N: tc.n, Pos0: tc.pos0, Heads: tc.heads, KVHeads: tc.kv, HeadDim: tc.hd,
