@@ -252,3 +252,61 @@ func TestActivationQuantizersAgree(t *testing.T) {
 		}
 	}
 }
+
+// Several sessions share one backend: concurrent calls must neither race nor mix
+// their results.
+func TestConcurrentSessions(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	b := newTestCPU(t, WithThreads(3))
+	rows, cols := 67, 512
+	type sess struct {
+		m    Matrix
+		x    []float32
+		n    int
+		want []float32
+	}
+	var ss []sess
+	for i, dt := range allTypes {
+		data, _ := randMatrix(t, r, dt, rows, cols)
+		m, _ := b.NewMatrix(dt, rows, cols, data)
+		n := 1 + i%3*9
+		x := randRow(r, n*cols, 1)
+		want := make([]float32, n*rows)
+		b.MatMul(want, x, n, m)
+		ss = append(ss, sess{m, x, n, want})
+	}
+	a := Attention{N: 1, Pos0: 200, Heads: 8, KVHeads: 2, HeadDim: 64, Scale: 0.125,
+		K: randRow(r, 201*128, 1), V: randRow(r, 201*128, 1)}
+	q := randRow(r, 8*64, 1)
+	attWant := make([]float32, len(q))
+	b.Attend(attWant, q, a)
+	done := make(chan error)
+	for g := range 6 {
+		go func() {
+			var err error
+			for it := range 20 {
+				s := ss[(g+it)%len(ss)]
+				got := make([]float32, len(s.want))
+				b.MatMul(got, s.x, s.n, s.m)
+				for i := range got {
+					if got[i] != s.want[i] && err == nil {
+						err = fmt.Errorf("goroutine %d: %s result differs at %d", g, s.m.DType(), i)
+					}
+				}
+				att := make([]float32, len(q))
+				b.Attend(att, q, a)
+				for i := range att {
+					if att[i] != attWant[i] && err == nil {
+						err = fmt.Errorf("goroutine %d: attention differs at %d", g, i)
+					}
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 6 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
