@@ -2,6 +2,20 @@
 
 #include "textflag.h"
 
+#define PFDIST 1024
+
+#define PREFETCHROW(R) \
+	PREFETCHT0 PFDIST(R); \
+	PREFETCHT0 (PFDIST+64)(R); \
+	PREFETCHT0 (PFDIST+128)(R); \
+	PREFETCHT0 (PFDIST+192)(R)
+
+#define PREFETCH4 \
+	PREFETCHROW(SI); \
+	PREFETCHROW(R8); \
+	PREFETCHROW(R9); \
+	PREFETCHROW(R10)
+
 // K-quant matrix-vector kernels (AVX2): four weight rows, stride bytes apart,
 // against one activation row in Q8_K blocks (256 int8, a float32 d, sixteen int16
 // sums of 16); sums to out[0], out[ostride], out[2·ostride], out[3·ostride].
@@ -99,6 +113,7 @@ TEXT ·q4KDotX4AVX2(SB), NOSPLIT, $64-64
 	JZ           q4kdone
 
 q4kloop:
+	PREFETCH4
 	VBROADCASTSS (DX), Y4
 	VMOVDQU      (R11), Y5
 	VEXTRACTI128 $1, Y5, X10
@@ -224,6 +239,7 @@ TEXT ·q6KDotX4AVX2(SB), NOSPLIT, $64-64
 	JZ           q6kdone
 
 q6kloop:
+	PREFETCH4
 	VBROADCASTSS (DX), Y4
 	VMOVDQU      (R11), Y5
 	Q6KROW(SI, Y0)

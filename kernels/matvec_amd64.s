@@ -11,7 +11,7 @@
 // signed instructions need no bias correction. Q4_0 nibbles are unsigned already;
 // the −8 offset comes back as −Σa per block (a lane each of eight gives −8·Σa).
 
-#define PFDIST 2048
+#define PFDIST 1024
 
 #define SETUP4 \
 	MOVQ w+0(FP), SI; \
@@ -117,6 +117,10 @@ TEXT ·q8_0DotX4AVX2(SB), NOSPLIT, $0-64
 	JZ           q8adone
 
 q8aloop:
+	PREFETCHT0   PFDIST(SI)
+	PREFETCHT0   PFDIST(R8)
+	PREFETCHT0   PFDIST(R9)
+	PREFETCHT0   PFDIST(R10)
 	VMOVDQU      (DI), Y15
 	VBROADCASTSS (DX), Y14
 	Q8ROW_AVX2(SI, Y0)
@@ -194,6 +198,10 @@ TEXT ·q4_0DotX4VNNI(SB), NOSPLIT, $0-64
 	JZ    q4vdone
 
 q4vloop:
+	PREFETCHT0   PFDIST(SI)
+	PREFETCHT0   PFDIST(R8)
+	PREFETCHT0   PFDIST(R9)
+	PREFETCHT0   PFDIST(R10)
 	Q4BLOCK
 	Q4ROW_VNNI(SI, Y0)
 	Q4ROW_VNNI(R8, Y1)
@@ -215,6 +223,10 @@ TEXT ·q4_0DotX4AVX2(SB), NOSPLIT, $0-64
 	JZ    q4adone
 
 q4aloop:
+	PREFETCHT0   PFDIST(SI)
+	PREFETCHT0   PFDIST(R8)
+	PREFETCHT0   PFDIST(R9)
+	PREFETCHT0   PFDIST(R10)
 	Q4BLOCK
 	Q4ROW_AVX2(SI, Y0)
 	Q4ROW_AVX2(R8, Y1)
