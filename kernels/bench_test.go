@@ -146,9 +146,27 @@ func runMatVecs(b *testing.B, be Backend, ms []benchMat) {
 
 // BenchmarkPrefill is a batch of 128 tokens through the attention and FFN shapes.
 func BenchmarkPrefill(b *testing.B) {
-	for _, dt := range []DType{Q8_0, Q4_0, Q4_K, F32, F16} {
-		b.Run(dt.String(), func(b *testing.B) {
+	for _, tc := range []struct {
+		dt   DType
+		blas bool
+	}{{Q8_0, false}, {Q4_0, false}, {Q4_K, false}, {Q6_K, false}, {F32, false}, {F16, false}, {F32, true}, {F16, true}} {
+		dt := tc.dt
+		name := dt.String()
+		if tc.blas {
+			name += "-blas"
+		}
+		b.Run(name, func(b *testing.B) {
 			be := newTestCPU(b)
+			if tc.blas {
+				var err error
+				if be, err = NewCPU(WithBLAS("")); err != nil {
+					b.Fatal(err)
+				}
+				defer be.Close()
+				if !be.(*cpu).blas.ok() {
+					b.Skip("no OpenBLAS")
+				}
+			}
 			r := rand.New(rand.NewPCG(4, 4))
 			ms := []benchMat{newBenchMat(b, be, r, dt, tlDim, tlDim), newBenchMat(b, be, r, dt, tlFFN, tlDim), newBenchMat(b, be, r, dt, tlDim, tlFFN)}
 			const n = 128

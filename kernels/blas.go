@@ -74,10 +74,22 @@ func (c *cpu) blasMatMul(s *callScratch, m *cpuMatrix, dst, x []float32, n int) 
 			return
 		}
 	}
+	// F16 (or unaligned F32, which this widening would misread: convert it on the
+	// generic path instead).
+	if m.dt != F16 {
+		for r0 := 0; r0 < m.rows; r0 += blasPanelRows {
+			r1 := min(r0+blasPanelRows, m.rows)
+			s.ws.f32b = growF32(s.ws.f32b, (r1-r0)*m.cols)
+			dequantizeUnchecked(s.ws.f32b, m.dt, m.data[r0*m.rowBytes:r1*m.rowBytes])
+			sg(cblasRowMajor, cblasNoTrans, cblasTrans, int32(n), int32(r1-r0), int32(m.cols), 1,
+				&x[0], int32(m.cols), &s.ws.f32b[0], int32(m.cols), 0, &dst[r0], int32(m.rows))
+		}
+		return
+	}
 	for r0 := 0; r0 < m.rows; r0 += blasPanelRows {
 		r1 := min(r0+blasPanelRows, m.rows)
 		s.ws.f32b = growF32(s.ws.f32b, (r1-r0)*m.cols)
-		dequantizeUnchecked(s.ws.f32b, m.dt, m.data[r0*m.rowBytes:r1*m.rowBytes])
+		c.kern.widenF16(s.ws.f32b, m.data[r0*m.rowBytes:r1*m.rowBytes])
 		sg(cblasRowMajor, cblasNoTrans, cblasTrans, int32(n), int32(r1-r0), int32(m.cols), 1,
 			&x[0], int32(m.cols), &s.ws.f32b[0], int32(m.cols), 0, &dst[r0], int32(m.rows))
 	}

@@ -203,3 +203,24 @@ trloop:
 trdone:
 	VZEROUPPER
 	RET
+
+// func f16ToF32AVX2(dst *float32, src *byte, n int)
+// n a multiple of 8.
+TEXT ·f16ToF32AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   cvdone
+
+cvloop:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       cvloop
+
+cvdone:
+	VZEROUPPER
+	RET

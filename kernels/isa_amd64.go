@@ -55,6 +55,9 @@ func axpyRowsAVX2(out *float32, p *float32, v *float32, vstride, n, hd int)
 func expSubAVX2(x *float32, n int, m float32) float32
 
 //go:noescape
+func f16ToF32AVX2(dst *float32, src *byte, n int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -74,6 +77,7 @@ func availableKernels() []*kernelSet {
 		k.quantQ8 = quantQ8Asm
 		k.dotF32 = dotF32Asm
 		k.axpy = axpyAsm
+		k.widenF16 = widenF16Asm
 		k.dotRows = dotRowsAsm
 		k.axpyRows = axpyRowsAsm
 		k.expSub = expSubAsm
@@ -181,7 +185,7 @@ func tileF16Asm(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
 			continue
 		}
 		ws.f32 = growF32(ws.f32, m.cols)
-		dequantizeUnchecked(ws.f32, F16, wb)
+		widenF16Asm(ws.f32, wb)
 		for t := t0; t < t1; t++ {
 			m.dst[t*m.rows+r] = dotF32Asm(ws.f32, m.x[t*m.cols:(t+1)*m.cols])
 		}
@@ -309,4 +313,13 @@ func expSubAsm(x []float32, m float32) float32 {
 		s = expSubAVX2(&x[0], n, m)
 	}
 	return s + expSubGo(x[n:], m)
+}
+
+func widenF16Asm(dst []float32, src []byte) {
+	n := len(dst) &^ 7
+	if n > 0 {
+		_ = src[2*len(dst)-1]
+		f16ToF32AVX2(&dst[0], &src[0], n)
+	}
+	dequantizeUnchecked(dst[n:], F16, src[2*n:2*len(dst)])
 }

@@ -19,6 +19,8 @@ type kernelSet struct {
 	dotRows func(q, k []float32, kstride, n int, out []float32, scale float32) float32
 	// axpyRows adds Σ_t p[t]·v[t·vstride:][:len(out)] to out.
 	axpyRows func(out, p, v []float32, vstride int)
+	// widenF16 converts len(dst) halves from src.
+	widenF16 func(dst []float32, src []byte)
 	// expSub replaces x[i] by e^(x[i]−m) and returns their sum.
 	expSub func(x []float32, m float32) float32
 	// tiles compute m.dst[t·rows + r] for rows [r0, r1) and tokens [t0, t1).
@@ -54,6 +56,7 @@ func genericKernels() *kernelSet {
 		dotRows:  dotRowsGo,
 		axpyRows: axpyRowsGo,
 		expSub:   expSubGo,
+		widenF16: func(dst []float32, src []byte) { dequantizeUnchecked(dst, F16, src) },
 		tiles: map[DType]tileFunc{
 			F32:  tileF32Go,
 			F16:  tileHalfGo,
