@@ -310,3 +310,20 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 	}
 }
+
+// Float rows need not be a multiple of the vector width.
+func TestFloatOddWidths(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, isa := range isaNames() {
+		b := newTestCPU(t, WithISA(isa), WithThreads(2))
+		for _, dt := range []DType{F32, F16, BF16} {
+			for _, cols := range []int{1, 12, 100, 257} {
+				for _, n := range []int{1, 3} {
+					data, w := randMatrix(t, r, dt, 23, cols)
+					m, _ := b.NewMatrix(dt, 23, cols, data)
+					checkMatMul(t, fmt.Sprintf("%s/%s/%d/n%d", isa, dt, cols, n), b, m, dt, w, 23, cols, n, r)
+				}
+			}
+		}
+	}
+}

@@ -224,3 +224,60 @@ cvloop:
 cvdone:
 	VZEROUPPER
 	RET
+
+// func dotBF16AVX2(w *byte, x *float32, n int) float32
+// bfloat16 widens to float32 by a 16-bit shift.
+TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ   w+0(FP), SI
+	MOVQ   x+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+bfl16:
+	CMPQ        CX, $16
+	JLT         bfl8
+	VPMOVZXWD   (SI), Y4
+	VPMOVZXWD   16(SI), Y5
+	VPSLLD      $16, Y4, Y4
+	VPSLLD      $16, Y5, Y5
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	ADDQ        $32, SI
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JMP         bfl16
+
+bfl8:
+	CMPQ        CX, $8
+	JLT         bftail
+	VPMOVZXWD   (SI), Y4
+	VPSLLD      $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+
+bftail:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	TESTQ        CX, CX
+	JZ           bfdone
+
+bfl1:
+	MOVWLZX     (SI), AX
+	SHLL        $16, AX
+	VMOVD       AX, X4
+	VFMADD231SS (DI), X4, X0
+	ADDQ        $2, SI
+	ADDQ        $4, DI
+	DECQ        CX
+	JNZ         bfl1
+
+bfdone:
+	VMOVSS     X0, ret+24(FP)
+	VZEROUPPER
+	RET

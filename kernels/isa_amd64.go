@@ -58,6 +58,18 @@ func expSubAVX2(x *float32, n int, m float32) float32
 func f16ToF32AVX2(dst *float32, src *byte, n int)
 
 //go:noescape
+func dotBF16AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
+func f32DotX4AVX2(w *byte, stride, n int, x *float32, out *float32, ostride int)
+
+//go:noescape
+func f16DotX4AVX2(w *byte, stride, n int, x *float32, out *float32, ostride int)
+
+//go:noescape
+func bf16DotX4AVX2(w *byte, stride, n int, x *float32, out *float32, ostride int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -81,8 +93,9 @@ func availableKernels() []*kernelSet {
 		k.dotRows = dotRowsAsm
 		k.axpyRows = axpyRowsAsm
 		k.expSub = expSubAsm
-		k.tiles[F32] = tileF32Asm
-		k.tiles[F16] = tileF16Asm
+		k.tiles[F32] = tileFloatX4(f32DotX4AVX2, tileF32Asm)
+		k.tiles[F16] = tileFloatX4(f16DotX4AVX2, tileF16Asm)
+		k.tiles[BF16] = tileFloatX4(bf16DotX4AVX2, tileBF16Asm)
 		k.tiles[Q8_0] = tileX4(q8_0DotX4AVX2, q8_0Len)
 		k.tiles[Q4_0] = tileX4(q4_0DotX4AVX2, q4_0Len)
 		k.tiles[Q4_K] = tileKX4(q4KDotX4AVX2)
@@ -322,4 +335,46 @@ func widenF16Asm(dst []float32, src []byte) {
 		f16ToF32AVX2(&dst[0], &src[0], n)
 	}
 	dequantizeUnchecked(dst[n:], F16, src[2*n:2*len(dst)])
+}
+
+// tileBF16Asm is tileF16Asm for bfloat16 weights.
+func tileBF16Asm(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+	for r := r0; r < r1; r++ {
+		wb := m.w[r*m.rowBytes : (r+1)*m.rowBytes]
+		if t1-t0 == 1 {
+			x := m.x[t0*m.cols : (t0+1)*m.cols]
+			m.dst[t0*m.rows+r] = dotBF16AVX2(&wb[0], &x[0], m.cols)
+			continue
+		}
+		ws.f32 = growF32(ws.f32, m.cols)
+		dequantizeUnchecked(ws.f32, BF16, wb)
+		for t := t0; t < t1; t++ {
+			m.dst[t*m.rows+r] = dotF32Asm(ws.f32, m.x[t*m.cols:(t+1)*m.cols])
+		}
+	}
+}
+
+type floatX4Kernel func(w *byte, stride, n int, x *float32, out *float32, ostride int)
+
+// tileFloatX4 serves decode (one token) with a four-distant-rows float kernel, as
+// tileX4 does for the quantized types; batches, where each row is reused by every
+// token from cache, and rows not a multiple of 8 wide go to other.
+func tileFloatX4(kern floatX4Kernel, other tileFunc) tileFunc {
+	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+		q := (r1 - r0) / 4
+		if t1-t0 != 1 || m.cols%8 != 0 || q == 0 {
+			other(m, r0, r1, t0, t1, ws)
+			return
+		}
+		_ = m.w[(r0+4*q)*m.rowBytes-1]
+		_ = m.dst[t0*m.rows+r0+4*q-1]
+		x := m.x[t0*m.cols : (t0+1)*m.cols]
+		for i := range q {
+			r := r0 + i
+			kern(&m.w[r*m.rowBytes], q*m.rowBytes, m.cols, &x[0], &m.dst[t0*m.rows+r], q)
+		}
+		if r0+4*q < r1 {
+			other(m, r0+4*q, r1, t0, t1, ws)
+		}
+	}
 }
