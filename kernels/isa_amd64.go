@@ -70,6 +70,18 @@ func f16DotX4AVX2(w *byte, stride, n int, x *float32, out *float32, ostride int)
 func bf16DotX4AVX2(w *byte, stride, n int, x *float32, out *float32, ostride int)
 
 //go:noescape
+func gemmF32x512(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
+
+//go:noescape
+func gemmF32x512Add(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
+
+//go:noescape
+func gemmF16x512(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
+
+//go:noescape
+func gemmF16x512Add(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -106,6 +118,8 @@ func availableKernels() []*kernelSet {
 		k := sets[len(sets)-1].clone("avx512-vnni")
 		k.tiles[Q8_0] = tileGemm(gemmQ8_0VNNI, gemmQ8_0VNNIAdd, q8_0Len, tileX4(q8_0DotX4VNNI, q8_0Len))
 		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, gemmQ4_0VNNIAdd, q4_0Len, tileX4(q4_0DotX4VNNI, q4_0Len))
+		k.tiles[F32] = tileGemmFloat(gemmF32x512, gemmF32x512Add, 4, k.tiles[F32])
+		k.tiles[F16] = tileGemmFloat(gemmF16x512, gemmF16x512Add, 2, k.tiles[F16])
 		k.gemmLayout[Q8_0] = true
 		k.gemmLayout[Q4_0] = true
 		sets = append(sets, k)
@@ -375,6 +389,59 @@ func tileFloatX4(kern floatX4Kernel, other tileFunc) tileFunc {
 		}
 		if r0+4*q < r1 {
 			other(m, r0+4*q, r1, t0, t1, ws)
+		}
+	}
+}
+
+type gemmFloatKernel func(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
+
+// Float prefill tiling: 4 rows × 6 tokens per kernel call, k in chunks of
+// gemmFloatK columns. A tile of six tokens' chunk (12 KB) stays in L1 while every
+// row group of the worker's rows passes, and those rows' chunk (a few hundred rows ×
+// 2 KB) stays in L2 from one token tile to the next.
+const (
+	gemmFloatTokens = 6
+	gemmFloatK      = 512
+)
+
+// tileGemmFloat runs the AVX-512 float tile for batches of whole tiles and leaves
+// single tokens, widths that are not a multiple of 16, leftover rows and leftover
+// tokens to other.
+func tileGemmFloat(set, add gemmFloatKernel, elemBytes int, other tileFunc) tileFunc {
+	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+		nt := (t1 - t0) / gemmFloatTokens * gemmFloatTokens
+		r4 := r0 + (r1-r0)/4*4
+		if m.cols%16 != 0 || nt == 0 || r4 == r0 {
+			other(m, r0, r1, t0, t1, ws)
+			return
+		}
+		_ = m.w[r4*m.rowBytes-1]
+		_ = m.x[(t0+nt)*m.cols-1]
+		_ = m.dst[(t0+nt-1)*m.rows+r4-1]
+		for k0 := 0; k0 < m.cols; k0 += gemmFloatK {
+			kn := min(gemmFloatK, m.cols-k0)
+			kern := set
+			if k0 > 0 {
+				kern = add
+			}
+			for t := t0; t < t0+nt; t += gemmFloatTokens {
+				// Packing the tile's activations side by side keeps its six rows
+				// from landing in the same L1 sets, as rows a power of two
+				// apart do.
+				ws.f32b = growF32(ws.f32b, gemmFloatTokens*kn)
+				for i := range gemmFloatTokens {
+					copy(ws.f32b[i*kn:(i+1)*kn], m.x[(t+i)*m.cols+k0:(t+i)*m.cols+k0+kn])
+				}
+				for r := r0; r < r4; r += 4 {
+					kern(&m.w[r*m.rowBytes+k0*elemBytes], m.rowBytes, kn, &ws.f32b[0], kn, &m.dst[t*m.rows+r], m.rows)
+				}
+			}
+		}
+		if t0+nt < t1 {
+			other(m, r0, r4, t0+nt, t1, ws)
+		}
+		if r4 < r1 {
+			other(m, r4, r1, t0, t1, ws)
 		}
 	}
 }
