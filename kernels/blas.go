@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"fmt"
-	"log/slog"
-)
+import "log/slog"
 
 // blasMinTokens is the batch size from which a float product goes to BLAS: below
 // it the call overhead and BLAS's own thread wake-up cost more than they save.
@@ -94,5 +91,3 @@ func (c *cpu) blasMatMul(s *callScratch, m *cpuMatrix, dst, x []float32, n int) 
 			&x[0], int32(m.cols), &s.ws.f32b[0], int32(m.cols), 0, &dst[r0], int32(m.rows))
 	}
 }
-
-var errNoDL = fmt.Errorf("kernels: loading shared libraries is not supported on this platform")

@@ -2,6 +2,10 @@
 
 package kernels
 
+import "errors"
+
+var errNoDL = errors.New("kernels: loading shared libraries is not supported on this platform")
+
 var blasCandidates []string
 
 func openBLAS(path string, threads int) (*blasLib, error) { return nil, errNoDL }

@@ -130,7 +130,7 @@ func (c *cpu) getScratch() *callScratch {
 
 func (c *cpu) putScratch(s *callScratch) {
 	s.job.mat = matArgs{}
-	s.job.dst, s.job.q, s.job.x = nil, nil, nil
+	s.job.dst, s.job.q = nil, nil
 	s.job.attn = Attention{}
 	select {
 	case c.scratch <- s:

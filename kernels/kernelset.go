@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // kernelSet is one instruction set's implementation of the inner loops. The generic
@@ -90,7 +91,7 @@ func selectKernels(name string) (*kernelSet, error) {
 		return sets[len(sets)-1], nil
 	}
 	for _, s := range sets {
-		if s.name == name || (name == "avx512" && len(s.name) >= 6 && s.name[:6] == "avx512") {
+		if s.name == name || (name == "avx512" && strings.HasPrefix(s.name, "avx512")) {
 			return s, nil
 		}
 	}

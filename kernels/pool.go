@@ -29,13 +29,11 @@ type job struct {
 	next  atomic.Int64
 	done  chan struct{}
 
-	mat   matArgs
-	attn  Attention
-	dst   []float32
-	q     []float32
-	x     []float32
-	kern  *kernelSet
-	dtype DType
+	mat  matArgs
+	attn Attention
+	dst  []float32
+	q    []float32
+	kern *kernelSet
 }
 
 // workerScratch is memory owned by one goroutine for the duration of an item:
