@@ -5,14 +5,59 @@ package kernels
 // side), and in the same positions of sa and corr the two tokens' scales and bias
 // corrections, each repeated over the eight lanes of its half. Pairs are padded to a
 // multiple of four (zeros), so a tile never reads past the end.
+//
+// For the K-quants (Q8_K activations) corr is unused and asum holds, per 256-value
+// block and token pair, each token's eight 32-value sums times its scale: the mins of
+// Q4_K meet them once per block.
 type gemmAct struct {
 	pairs int // padded
 	acts  []int8
 	sa    []float32
 	corr  []int32
+	asum  []float32
 }
 
 const gemmPairsPerTile = 4
+
+// resizeK sizes the arrays for n tokens of Q8_K activations.
+func (g *gemmAct) resizeK(n, cols int) {
+	g.resize(n, cols)
+	g.asum = growF32(g.asum, cols/qkK*g.pairs*16)
+}
+
+// expandK is expand for Q8_K activations.
+func (g *gemmAct) expandK(a *q8KAct, t, cols int, zero bool) {
+	nb, nsb := cols/qk, cols/qkK
+	p, h := t/2, t%2
+	for k := range nb {
+		slot := k*g.pairs + p
+		dst := g.acts[slot*64+h*32 : slot*64+h*32+32]
+		sa := g.sa[slot*16+h*8 : slot*16+h*8+8]
+		if zero {
+			clear(dst)
+			clear(sa)
+			continue
+		}
+		copy(dst, a.qs[t*cols+k*qk:t*cols+k*qk+qk])
+		d := a.d[t*nsb+k/8]
+		for i := range 8 {
+			sa[i] = d
+		}
+	}
+	for b := range nsb {
+		slot := b*g.pairs + p
+		as := g.asum[slot*16+h*8 : slot*16+h*8+8]
+		if zero {
+			clear(as)
+			continue
+		}
+		d := a.d[t*nsb+b]
+		bs := a.bsums[(t*nsb+b)*16 : (t*nsb+b)*16+16]
+		for j := range 8 {
+			as[j] = float32(int32(bs[2*j])+int32(bs[2*j+1])) * d
+		}
+	}
+}
 
 func (g *gemmAct) resize(n, cols int) {
 	p := (n + 1) / 2

@@ -82,6 +82,12 @@ func gemmF16x512(w *byte, wstride, k int, x *float32, xstride int, out *float32,
 func gemmF16x512Add(w *byte, wstride, k int, x *float32, xstride int, out *float32, ostride int)
 
 //go:noescape
+func gemmQ4KVNNI(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
+
+//go:noescape
+func gemmQ4KVNNIAdd(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -120,6 +126,8 @@ func availableKernels() []*kernelSet {
 		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, gemmQ4_0VNNIAdd, q4_0Len, tileX4(q4_0DotX4VNNI, q4_0Len))
 		k.tiles[F32] = tileGemmFloat(gemmF32x512, gemmF32x512Add, 4, k.tiles[F32])
 		k.tiles[F16] = tileGemmFloat(gemmF16x512, gemmF16x512Add, 2, k.tiles[F16])
+		k.tiles[Q4_K] = tileGemmQ4K(k.tiles[Q4_K])
+		k.gemmLayout[Q4_K] = true
 		k.gemmLayout[Q8_0] = true
 		k.gemmLayout[Q4_0] = true
 		sets = append(sets, k)
@@ -442,6 +450,49 @@ func tileGemmFloat(set, add gemmFloatKernel, elemBytes int, other tileFunc) tile
 		}
 		if r4 < r1 {
 			other(m, r4, r1, t0, t1, ws)
+		}
+	}
+}
+
+// tileGemmQ4K is tileGemm for Q4_K weights against Q8_K activations, k in chunks of
+// gemmKBlocks 32-value blocks (whole 256-value blocks).
+func tileGemmQ4K(matvec tileFunc) tileFunc {
+	const chunk = gemmKBlocks * qk / qkK // 256-value blocks per pass
+	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
+		g := m.g
+		if g == nil || t0 != 0 || t1 != m.n {
+			matvec(m, r0, r1, t0, t1, ws)
+			return
+		}
+		nsb := m.cols / qkK
+		kstride := g.pairs * 64
+		r4 := r0 + (r1-r0)/4*4
+		if r4 > r0 {
+			_ = m.w[r4*m.rowBytes-1]
+			_ = m.dst[(m.n-1)*m.rows+r4-1]
+		}
+		for s0 := 0; s0 < nsb; s0 += chunk {
+			sn := min(chunk, nsb-s0)
+			kern := gemmQ4KVNNI
+			if s0 > 0 {
+				kern = gemmQ4KVNNIAdd
+			}
+			for r := r0; r < r4; r += 4 {
+				w := &m.w[r*m.rowBytes+s0*q4KLen]
+				for p := 0; p < g.pairs; p += gemmPairsPerTile {
+					t := 2 * p
+					if t >= m.n {
+						break
+					}
+					o := s0*8*g.pairs + p
+					so := s0*g.pairs + p
+					kern(w, m.rowBytes, sn, &g.acts[o*64], &g.sa[o*16], &g.asum[so*16], kstride, kstride,
+						&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
+				}
+			}
+		}
+		if r4 < r1 {
+			matvec(m, r4, r1, t0, t1, ws)
 		}
 	}
 }

@@ -34,6 +34,10 @@ func (c *cpu) MatMul(dst, x []float32, n int, w Matrix) {
 	case Q4_K, Q6_K:
 		s.q8k.resize(n * m.cols)
 		j.mat.q8k = &s.q8k
+		if n > 1 && c.kern.gemmLayout[m.dt] {
+			s.gemm.resizeK(n, m.cols)
+			j.mat.g = &s.gemm
+		}
 		c.quantizeActs(s, quantizeQ8KJob)
 	case F32, F16:
 		if n >= blasMinTokens && c.blas.ok() {
@@ -95,7 +99,12 @@ func quantizeQ8Job(j *job, lo, hi int, _ *workerScratch) {
 func quantizeQ8KJob(j *job, lo, hi int, _ *workerScratch) {
 	m := &j.mat
 	for t := lo; t < hi; t++ {
-		quantizeQ8KBlocks(m.q8k, t*m.cols/qkK, m.x[t*m.cols:(t+1)*m.cols])
+		if t < m.n {
+			quantizeQ8KBlocks(m.q8k, t*m.cols/qkK, m.x[t*m.cols:(t+1)*m.cols])
+		}
+		if m.g != nil {
+			m.g.expandK(m.q8k, t, m.cols, t >= m.n)
+		}
 	}
 }
 
