@@ -7,8 +7,9 @@ package kernels
 // multiple of four (zeros), so a tile never reads past the end.
 //
 // For the K-quants (Q8_K activations) corr is unused and asum holds, per 256-value
-// block and token pair, each token's eight 32-value sums times its scale: the mins of
-// Q4_K meet them once per block.
+// block and token pair, sums of each token's values times its scale: eight sums of
+// 32 for Q4_K, whose mins meet them once per block, and sixteen sums of 16 times 32
+// for Q6_K, whose −32 offset does.
 type gemmAct struct {
 	pairs int // padded
 	acts  []int8
@@ -19,14 +20,22 @@ type gemmAct struct {
 
 const gemmPairsPerTile = 4
 
-// resizeK sizes the arrays for n tokens of Q8_K activations.
-func (g *gemmAct) resizeK(n, cols int) {
-	g.resize(n, cols)
-	g.asum = growF32(g.asum, cols/qkK*g.pairs*16)
+// asumFloats is the size of asum's slot for one block and token pair.
+func asumFloats(dt DType) int {
+	if dt == Q6_K {
+		return 32
+	}
+	return 16
 }
 
-// expandK is expand for Q8_K activations.
-func (g *gemmAct) expandK(a *q8KAct, t, cols int, zero bool) {
+// resizeK sizes the arrays for n tokens of Q8_K activations meeting dt weights.
+func (g *gemmAct) resizeK(n, cols int, dt DType) {
+	g.resize(n, cols)
+	g.asum = growF32(g.asum, cols/qkK*g.pairs*asumFloats(dt))
+}
+
+// expandK is expand for Q8_K activations meeting dt weights.
+func (g *gemmAct) expandK(a *q8KAct, t, cols int, dt DType, zero bool) {
 	nb, nsb := cols/qk, cols/qkK
 	p, h := t/2, t%2
 	for k := range nb {
@@ -44,15 +53,35 @@ func (g *gemmAct) expandK(a *q8KAct, t, cols int, zero bool) {
 			sa[i] = d
 		}
 	}
+	per := asumFloats(dt)
 	for b := range nsb {
-		slot := b*g.pairs + p
-		as := g.asum[slot*16+h*8 : slot*16+h*8+8]
+		slot := (b*g.pairs + p) * per
+		var bs []int16
+		if !zero {
+			bs = a.bsums[(t*nsb+b)*16 : (t*nsb+b)*16+16]
+		}
+		if dt == Q6_K {
+			// Groups 0–7 of both tokens, then groups 8–15.
+			lo := g.asum[slot+h*8 : slot+h*8+8]
+			hi := g.asum[slot+16+h*8 : slot+16+h*8+8]
+			if zero {
+				clear(lo)
+				clear(hi)
+				continue
+			}
+			d := 32 * a.d[t*nsb+b]
+			for j := range 8 {
+				lo[j] = float32(bs[j]) * d
+				hi[j] = float32(bs[8+j]) * d
+			}
+			continue
+		}
+		as := g.asum[slot+h*8 : slot+h*8+8]
 		if zero {
 			clear(as)
 			continue
 		}
 		d := a.d[t*nsb+b]
-		bs := a.bsums[(t*nsb+b)*16 : (t*nsb+b)*16+16]
 		for j := range 8 {
 			as[j] = float32(int32(bs[2*j])+int32(bs[2*j+1])) * d
 		}

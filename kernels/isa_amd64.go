@@ -88,6 +88,12 @@ func gemmQ4KVNNI(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float
 func gemmQ4KVNNIAdd(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
 
 //go:noescape
+func gemmQ6KVNNI(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
+
+//go:noescape
+func gemmQ6KVNNIAdd(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -126,8 +132,10 @@ func availableKernels() []*kernelSet {
 		k.tiles[Q4_0] = tileGemm(gemmQ4_0VNNI, gemmQ4_0VNNIAdd, q4_0Len, tileX4(q4_0DotX4VNNI, q4_0Len))
 		k.tiles[F32] = tileGemmFloat(gemmF32x512, gemmF32x512Add, 4, k.tiles[F32])
 		k.tiles[F16] = tileGemmFloat(gemmF16x512, gemmF16x512Add, 2, k.tiles[F16])
-		k.tiles[Q4_K] = tileGemmQ4K(k.tiles[Q4_K])
+		k.tiles[Q4_K] = tileGemmK(gemmQ4KVNNI, gemmQ4KVNNIAdd, Q4_K, k.tiles[Q4_K])
+		k.tiles[Q6_K] = tileGemmK(gemmQ6KVNNI, gemmQ6KVNNIAdd, Q6_K, k.tiles[Q6_K])
 		k.gemmLayout[Q4_K] = true
+		k.gemmLayout[Q6_K] = true
 		k.gemmLayout[Q8_0] = true
 		k.gemmLayout[Q4_0] = true
 		sets = append(sets, k)
@@ -454,10 +462,14 @@ func tileGemmFloat(set, add gemmFloatKernel, elemBytes int, other tileFunc) tile
 	}
 }
 
-// tileGemmQ4K is tileGemm for Q4_K weights against Q8_K activations, k in chunks of
-// gemmKBlocks 32-value blocks (whole 256-value blocks).
-func tileGemmQ4K(matvec tileFunc) tileFunc {
+type gemmKKernel func(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
+
+// tileGemmK is tileGemm for K-quant weights against Q8_K activations, k in chunks
+// of gemmKBlocks 32-value blocks (whole 256-value blocks).
+func tileGemmK(set, add gemmKKernel, dt DType, matvec tileFunc) tileFunc {
 	const chunk = gemmKBlocks * qk / qkK // 256-value blocks per pass
+	blockBytes := dt.TypeSize()
+	per := asumFloats(dt)
 	return func(m *matArgs, r0, r1, t0, t1 int, ws *workerScratch) {
 		g := m.g
 		if g == nil || t0 != 0 || t1 != m.n {
@@ -473,20 +485,20 @@ func tileGemmQ4K(matvec tileFunc) tileFunc {
 		}
 		for s0 := 0; s0 < nsb; s0 += chunk {
 			sn := min(chunk, nsb-s0)
-			kern := gemmQ4KVNNI
+			kern := set
 			if s0 > 0 {
-				kern = gemmQ4KVNNIAdd
+				kern = add
 			}
 			for r := r0; r < r4; r += 4 {
-				w := &m.w[r*m.rowBytes+s0*q4KLen]
+				w := &m.w[r*m.rowBytes+s0*blockBytes]
 				for p := 0; p < g.pairs; p += gemmPairsPerTile {
 					t := 2 * p
 					if t >= m.n {
 						break
 					}
 					o := s0*8*g.pairs + p
-					so := s0*g.pairs + p
-					kern(w, m.rowBytes, sn, &g.acts[o*64], &g.sa[o*16], &g.asum[so*16], kstride, kstride,
+					so := (s0*g.pairs + p) * per
+					kern(w, m.rowBytes, sn, &g.acts[o*64], &g.sa[o*16], &g.asum[so], kstride, g.pairs*per*4,
 						&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 				}
 			}

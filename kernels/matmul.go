@@ -35,7 +35,7 @@ func (c *cpu) MatMul(dst, x []float32, n int, w Matrix) {
 		s.q8k.resize(n * m.cols)
 		j.mat.q8k = &s.q8k
 		if n > 1 && c.kern.gemmLayout[m.dt] {
-			s.gemm.resizeK(n, m.cols)
+			s.gemm.resizeK(n, m.cols, m.dt)
 			j.mat.g = &s.gemm
 		}
 		c.quantizeActs(s, quantizeQ8KJob)
@@ -103,7 +103,7 @@ func quantizeQ8KJob(j *job, lo, hi int, _ *workerScratch) {
 			quantizeQ8KBlocks(m.q8k, t*m.cols/qkK, m.x[t*m.cols:(t+1)*m.cols])
 		}
 		if m.g != nil {
-			m.g.expandK(m.q8k, t, m.cols, t >= m.n)
+			m.g.expandK(m.q8k, t, m.cols, m.dt, t >= m.n)
 		}
 	}
 }
