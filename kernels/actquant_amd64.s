@@ -88,3 +88,87 @@ qzero:
 qdone:
 	VZEROUPPER
 	RET
+
+// func maxMinAVX2(x *float32, n int) (mx, mn float32)
+// n a positive multiple of 32.
+TEXT ·maxMinAVX2(SB), NOSPLIT, $0-24
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	SHRQ    $5, CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+
+mmloop:
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y3
+	VMOVUPS 64(SI), Y4
+	VMOVUPS 96(SI), Y5
+	VMAXPS  Y2, Y0, Y0
+	VMINPS  Y2, Y1, Y1
+	VMAXPS  Y3, Y0, Y0
+	VMINPS  Y3, Y1, Y1
+	VMAXPS  Y4, Y0, Y0
+	VMINPS  Y4, Y1, Y1
+	VMAXPS  Y5, Y0, Y0
+	VMINPS  Y5, Y1, Y1
+	ADDQ    $128, SI
+	DECQ    CX
+	JNZ     mmloop
+	VEXTRACTF128 $1, Y0, X2
+	VMAXPS       X2, X0, X0
+	VMOVHLPS     X0, X0, X2
+	VMAXPS       X2, X0, X0
+	VPSHUFD      $1, X0, X2
+	VMAXSS       X2, X0, X0
+	VEXTRACTF128 $1, Y1, X2
+	VMINPS       X2, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VMINPS       X2, X1, X1
+	VPSHUFD      $1, X1, X2
+	VMINSS       X2, X1, X1
+	VMOVSS       X0, mx+16(FP)
+	VMOVSS       X1, mn+20(FP)
+	VZEROUPPER
+	RET
+
+// func quantQ8KAVX2(x *float32, n int, iscale float32, qs *int8)
+// qs[i] = min(127, round-to-even(iscale·x[i])), n a multiple of 32: the value
+// loop of quantize_row_q8_K_ref.
+TEXT ·quantQ8KAVX2(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS iscale+16(FP), Y15
+	MOVQ         qs+24(FP), DI
+	MOVL         $127, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU      permQ8<>(SB), Y13
+	SHRQ         $5, CX
+	JZ           qkdone
+
+qkloop:
+	VMULPS    (SI), Y15, Y0
+	VMULPS    32(SI), Y15, Y1
+	VMULPS    64(SI), Y15, Y2
+	VMULPS    96(SI), Y15, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPMINSD   Y14, Y0, Y0
+	VPMINSD   Y14, Y1, Y1
+	VPMINSD   Y14, Y2, Y2
+	VPMINSD   Y14, Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD    Y0, Y13, Y0
+	VMOVDQU   Y0, (DI)
+	ADDQ      $128, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       qkloop
+
+qkdone:
+	VZEROUPPER
+	RET

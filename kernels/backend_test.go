@@ -327,3 +327,34 @@ func TestFloatOddWidths(t *testing.T) {
 		}
 	}
 }
+
+func TestQ8KQuantizersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	x := randRow(r, qkK*6, 2)
+	clear(x[qkK : 2*qkK])          // an all-zero block
+	x[2*qkK+3], x[2*qkK+9] = -5, 5 // a tie: the first (negative) one wins
+	x[3*qkK+1], x[3*qkK+2] = 7, -7 // a tie: the positive one wins
+	var want q8KAct
+	want.resize(len(x))
+	quantizeQ8KBlocks(&want, 0, x)
+	for _, k := range availableKernels() {
+		var got q8KAct
+		got.resize(len(x))
+		k.quantQ8K(&got, 0, x)
+		for i := range want.qs {
+			if got.qs[i] != want.qs[i] {
+				t.Fatalf("%s: q[%d] = %d, want %d", k.name, i, got.qs[i], want.qs[i])
+			}
+		}
+		for i := range want.bsums {
+			if got.bsums[i] != want.bsums[i] {
+				t.Fatalf("%s: bsum %d = %d, want %d", k.name, i, got.bsums[i], want.bsums[i])
+			}
+		}
+		for b := range want.d {
+			if got.d[b] != want.d[b] {
+				t.Fatalf("%s: d[%d] = %g, want %g", k.name, b, got.d[b], want.d[b])
+			}
+		}
+	}
+}

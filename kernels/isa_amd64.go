@@ -94,6 +94,12 @@ func gemmQ6KVNNI(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float
 func gemmQ6KVNNIAdd(w *byte, wstride, nsb int, acts *int8, sa *float32, asum *float32, kstride, sstride int, out *float32, ostride, ntok int)
 
 //go:noescape
+func maxMinAVX2(x *float32, n int) (mx, mn float32)
+
+//go:noescape
+func quantQ8KAVX2(x *float32, n int, iscale float32, qs *int8)
+
+//go:noescape
 func dotF32AVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -111,6 +117,7 @@ func availableKernels() []*kernelSet {
 	if hasAVX2 {
 		k := sets[0].clone("avx2")
 		k.quantQ8 = quantQ8Asm
+		k.quantQ8K = quantQ8KAsm
 		k.dotF32 = dotF32Asm
 		k.axpy = axpyAsm
 		k.widenF16 = widenF16Asm
@@ -506,5 +513,46 @@ func tileGemmK(set, add gemmKKernel, dt DType, matvec tileFunc) tileFunc {
 		if r4 < r1 {
 			matvec(m, r4, r1, t0, t1, ws)
 		}
+	}
+}
+
+// quantQ8KAsm is quantizeQ8KBlocks with the scans and the value loop in assembly;
+// the result is the same bytes.
+func quantQ8KAsm(a *q8KAct, b0 int, x []float32) {
+	for b := 0; b < len(x)/qkK; b++ {
+		xs := x[b*qkK : b*qkK+qkK]
+		qs := a.qs[(b0+b)*qkK : (b0+b)*qkK+qkK]
+		bs := a.bsums[(b0+b)*16 : (b0+b)*16+16]
+		hi, lo := maxMinAVX2(&xs[0], qkK)
+		mx := hi
+		switch {
+		case -lo > hi:
+			mx = lo
+		case -lo == hi && hi != 0:
+			// Both signs reach the largest magnitude: the reference keeps the
+			// first.
+			for _, v := range xs {
+				if abs32(v) == hi {
+					mx = v
+					break
+				}
+			}
+		}
+		if mx == 0 {
+			clear(qs)
+			clear(bs)
+			a.d[b0+b] = 0
+			continue
+		}
+		iscale := -127 / mx
+		quantQ8KAVX2(&xs[0], qkK, iscale, &qs[0])
+		for j := range 16 {
+			var s int16
+			for _, q := range qs[16*j : 16*j+16] {
+				s += int16(q)
+			}
+			bs[j] = s
+		}
+		a.d[b0+b] = 1 / iscale
 	}
 }

@@ -14,7 +14,9 @@ type kernelSet struct {
 	dotF32 func(a, b []float32) float32
 	// quantQ8 quantizes x into 32-value blocks [b0, …) of a.
 	quantQ8 func(a *q8Act, b0 int, x []float32)
-	axpy    func(y []float32, a float32, x []float32)
+	// quantQ8K quantizes x into Q8_K blocks [b0, …) of a.
+	quantQ8K func(a *q8KAct, b0 int, x []float32)
+	axpy     func(y []float32, a float32, x []float32)
 	// dotRows sets out[t] = scale·q·k[t·kstride:][:len(q)] for t < n and returns
 	// the largest.
 	dotRows func(q, k []float32, kstride, n int, out []float32, scale float32) float32
@@ -53,6 +55,7 @@ func genericKernels() *kernelSet {
 		name:     "generic",
 		dotF32:   dotF32Go,
 		quantQ8:  quantizeQ8Blocks,
+		quantQ8K: quantizeQ8KBlocks,
 		axpy:     axpyGo,
 		dotRows:  dotRowsGo,
 		axpyRows: axpyRowsGo,

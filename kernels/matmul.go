@@ -100,7 +100,7 @@ func quantizeQ8KJob(j *job, lo, hi int, _ *workerScratch) {
 	m := &j.mat
 	for t := lo; t < hi; t++ {
 		if t < m.n {
-			quantizeQ8KBlocks(m.q8k, t*m.cols/qkK, m.x[t*m.cols:(t+1)*m.cols])
+			j.kern.quantQ8K(m.q8k, t*m.cols/qkK, m.x[t*m.cols:(t+1)*m.cols])
 		}
 		if m.g != nil {
 			m.g.expandK(m.q8k, t, m.cols, m.dt, t >= m.n)
