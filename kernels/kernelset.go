@@ -30,6 +30,8 @@ type kernelSet struct {
 	tiles map[DType]tileFunc
 	// gemmLayout marks the types whose n > 1 tiles read matArgs.g.
 	gemmLayout map[DType]bool
+	// ownF16Gemm says the F16 prefill tile beats widening rows for BLAS.
+	ownF16Gemm bool
 }
 
 // matArgs are the operands of one MatMul: output, weights, activations in float32
