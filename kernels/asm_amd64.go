@@ -103,3 +103,6 @@ func axpyAVX2(y *float32, a float32, x *float32, n int)
 
 //go:noescape
 func triadAVX2(a, b, c *float32, s float32, n int)
+
+//go:noescape
+func siluMulAVX2(dst, gate, up *float32, n int)

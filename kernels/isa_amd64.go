@@ -25,6 +25,7 @@ func availableKernels() []*kernelSet {
 		k.dotRows = dotRowsAsm
 		k.axpyRows = axpyRowsAsm
 		k.expSub = expSubAsm
+		k.swiglu = swigluAsm
 		k.tiles[F32] = tileFloatX4(f32DotX4AVX2, tileF32Asm)
 		k.tiles[F16] = tileFloatX4(f16DotX4AVX2, tileF16Asm)
 		k.tiles[BF16] = tileFloatX4(bf16DotX4AVX2, tileBF16Asm)

@@ -22,6 +22,8 @@ type kernelSet struct {
 	dotRows func(q, k []float32, kstride, n int, out []float32, scale float32) float32
 	// axpyRows adds Σ_t p[t]·v[t·vstride:][:len(out)] to out.
 	axpyRows func(out, p, v []float32, vstride int)
+	// swiglu sets dst[i] = silu(gate[i])·up[i] (equal lengths; dst may alias).
+	swiglu func(dst, gate, up []float32)
 	// widenF16 converts len(dst) halves from src.
 	widenF16 func(dst []float32, src []byte)
 	// expSub replaces x[i] by e^(x[i]−m) and returns their sum.
@@ -62,6 +64,7 @@ func genericKernels() *kernelSet {
 		dotRows:  dotRowsGo,
 		axpyRows: axpyRowsGo,
 		expSub:   expSubGo,
+		swiglu:   swigluGo,
 		widenF16: func(dst []float32, src []byte) { dequantizeUnchecked(dst, F16, src) },
 		tiles: map[DType]tileFunc{
 			F32:  tileF32Go,
@@ -203,4 +206,12 @@ func expSubGo(x []float32, m float32) float32 {
 		s += e
 	}
 	return s
+}
+
+func swigluGo(dst, gate, up []float32) {
+	up = up[:len(gate)]
+	dst = dst[:len(gate)]
+	for i, g := range gate {
+		dst[i] = silu(g) * up[i]
+	}
 }

@@ -169,11 +169,7 @@ func attendJob(j *job, lo, hi int, ws *workerScratch) {
 
 // SwiGLU implements Backend.SwiGLU.
 func (c *cpu) SwiGLU(dst, gate, up []float32) {
-	up = up[:len(gate)]
-	dst = dst[:len(gate)]
-	for i, g := range gate {
-		dst[i] = silu(g) * up[i]
-	}
+	c.kern.swiglu(dst[:len(gate)], gate, up[:len(gate)])
 }
 
 // Add implements Backend.Add.

@@ -251,3 +251,13 @@ func quantQ8KAsm(a *q8KAct, b0 int, x []float32) {
 		a.d[b0+b] = 1 / iscale
 	}
 }
+
+func swigluAsm(dst, gate, up []float32) {
+	n := len(gate) &^ 7
+	if n > 0 {
+		_ = up[len(gate)-1]
+		_ = dst[len(gate)-1]
+		siluMulAVX2(&dst[0], &gate[0], &up[0], n)
+	}
+	swigluGo(dst[n:], gate[n:], up[n:])
+}
