@@ -162,6 +162,7 @@ func TestISAsAgree(t *testing.T) {
 			for _, tc := range []struct{ n, rows, cols int }{
 				{1, 37, 512}, {2, 37, 512}, {3, 37, 512}, {7, 37, 512}, {128, 37, 512},
 				{19, 13, 4352}, // k split into chunks of the prefill tile (and 17-block tail)
+				{300, 9, 512},  // tokens split into blocks of the prefill tile
 			} {
 				n, rows, cols := tc.n, tc.rows, tc.cols
 				data, _ := randMatrix(t, r, dt, rows, cols)

@@ -150,8 +150,7 @@ func BenchmarkPrefill(b *testing.B) {
 		dt   DType
 		blas bool
 	}{{Q8_0, false}, {Q4_0, false}, {Q4_K, false}, {Q6_K, false}, {F32, false}, {F16, false}, {F32, true}, {F16, true}} {
-		dt := tc.dt
-		name := dt.String()
+		name := tc.dt.String()
 		if tc.blas {
 			name += "-blas"
 		}
@@ -167,24 +166,36 @@ func BenchmarkPrefill(b *testing.B) {
 					b.Skip("no OpenBLAS")
 				}
 			}
-			r := rand.New(rand.NewPCG(4, 4))
-			ms := []benchMat{newBenchMat(b, be, r, dt, tlDim, tlDim), newBenchMat(b, be, r, dt, tlFFN, tlDim), newBenchMat(b, be, r, dt, tlDim, tlFFN)}
-			const n = 128
-			x := randRow(r, n*tlFFN, 1)
-			y := make([]float32, n*tlFFN)
-			flops := 0
-			for _, m := range ms {
-				flops += n * m.flops
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				for _, m := range ms {
-					be.MatMul(y, x, n, m.m)
-				}
-			}
-			b.ReportMetric(float64(flops)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			runPrefill(b, be, tc.dt, 128)
 		})
 	}
+}
+
+// BenchmarkPrefillLong is a 512-token prompt: the tiles take tokens 128 at a time.
+func BenchmarkPrefillLong(b *testing.B) {
+	for _, dt := range []DType{Q8_0, Q4_K} {
+		b.Run(dt.String(), func(b *testing.B) {
+			runPrefill(b, newTestCPU(b), dt, 512)
+		})
+	}
+}
+
+func runPrefill(b *testing.B, be Backend, dt DType, n int) {
+	r := rand.New(rand.NewPCG(4, 4))
+	ms := []benchMat{newBenchMat(b, be, r, dt, tlDim, tlDim), newBenchMat(b, be, r, dt, tlFFN, tlDim), newBenchMat(b, be, r, dt, tlDim, tlFFN)}
+	x := randRow(r, n*tlFFN, 1)
+	y := make([]float32, n*tlFFN)
+	flops := 0
+	for _, m := range ms {
+		flops += n * m.flops
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, m := range ms {
+			be.MatMul(y, x, n, m.m)
+		}
+	}
+	b.ReportMetric(float64(flops)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 func BenchmarkTriad(b *testing.B) {

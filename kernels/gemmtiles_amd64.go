@@ -6,10 +6,15 @@ package kernels
 
 type gemmKernel func(w *byte, wstride, nb int, acts *int8, sa *float32, corr *int32, kstride int, out *float32, ostride, ntok int)
 
-// gemmKBlocks is how many 32-value blocks of k one pass of the prefill tile covers:
-// the activations of 2048 columns of 128 tokens, in the tile's expanded layout,
-// are about 800 KB and stay in L2 while every row group of the chunk meets them.
-const gemmKBlocks = 64
+// The quantized prefill tiles work on blocks of gemmPairsPerBlock token pairs
+// (128 tokens) and gemmKBlocks 32-value blocks of k (2048 columns): that much
+// activation data, in the tiles' expanded layout, is about 800 KB and stays in L2
+// while every row group of the worker's rows meets it. Longer prompts re-read the
+// weights once per 128 tokens, which costs far less than streaming activations.
+const (
+	gemmKBlocks       = 64
+	gemmPairsPerBlock = 64
+)
 
 // tileGemm runs the 4-row × 8-token prefill kernel over rows [r0, r1), k split in
 // chunks of gemmKBlocks blocks (the first stores, the others add): each group of
@@ -29,22 +34,25 @@ func tileGemm(set, add gemmKernel, blockBytes int, matvec tileFunc) tileFunc {
 			_ = m.w[r4*m.rowBytes-1]
 			_ = m.dst[(m.n-1)*m.rows+r4-1]
 		}
-		for k0 := 0; k0 < nb; k0 += gemmKBlocks {
-			kn := min(gemmKBlocks, nb-k0)
-			kern := set
-			if k0 > 0 {
-				kern = add
-			}
-			for r := r0; r < r4; r += 4 {
-				w := &m.w[r*m.rowBytes+k0*blockBytes]
-				for p := 0; p < g.pairs; p += gemmPairsPerTile {
-					t := 2 * p
-					if t >= m.n {
-						break
+		for p0 := 0; p0 < g.pairs && 2*p0 < m.n; p0 += gemmPairsPerBlock {
+			p1 := min(p0+gemmPairsPerBlock, g.pairs)
+			for k0 := 0; k0 < nb; k0 += gemmKBlocks {
+				kn := min(gemmKBlocks, nb-k0)
+				kern := set
+				if k0 > 0 {
+					kern = add
+				}
+				for r := r0; r < r4; r += 4 {
+					w := &m.w[r*m.rowBytes+k0*blockBytes]
+					for p := p0; p < p1; p += gemmPairsPerTile {
+						t := 2 * p
+						if t >= m.n {
+							break
+						}
+						o := k0*g.pairs + p
+						kern(w, m.rowBytes, kn, &g.acts[o*64], &g.sa[o*16], &g.corr[o*16], kstride,
+							&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 					}
-					o := k0*g.pairs + p
-					kern(w, m.rowBytes, kn, &g.acts[o*64], &g.sa[o*16], &g.corr[o*16], kstride,
-						&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 				}
 			}
 		}
@@ -128,23 +136,26 @@ func tileGemmK(set, add gemmKKernel, dt DType, matvec tileFunc) tileFunc {
 			_ = m.w[r4*m.rowBytes-1]
 			_ = m.dst[(m.n-1)*m.rows+r4-1]
 		}
-		for s0 := 0; s0 < nsb; s0 += chunk {
-			sn := min(chunk, nsb-s0)
-			kern := set
-			if s0 > 0 {
-				kern = add
-			}
-			for r := r0; r < r4; r += 4 {
-				w := &m.w[r*m.rowBytes+s0*blockBytes]
-				for p := 0; p < g.pairs; p += gemmPairsPerTile {
-					t := 2 * p
-					if t >= m.n {
-						break
+		for p0 := 0; p0 < g.pairs && 2*p0 < m.n; p0 += gemmPairsPerBlock {
+			p1 := min(p0+gemmPairsPerBlock, g.pairs)
+			for s0 := 0; s0 < nsb; s0 += chunk {
+				sn := min(chunk, nsb-s0)
+				kern := set
+				if s0 > 0 {
+					kern = add
+				}
+				for r := r0; r < r4; r += 4 {
+					w := &m.w[r*m.rowBytes+s0*blockBytes]
+					for p := p0; p < p1; p += gemmPairsPerTile {
+						t := 2 * p
+						if t >= m.n {
+							break
+						}
+						o := s0*8*g.pairs + p
+						so := (s0*g.pairs + p) * per
+						kern(w, m.rowBytes, sn, &g.acts[o*64], &g.sa[o*16], &g.asum[so], kstride, g.pairs*per*4,
+							&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 					}
-					o := s0*8*g.pairs + p
-					so := (s0*g.pairs + p) * per
-					kern(w, m.rowBytes, sn, &g.acts[o*64], &g.sa[o*16], &g.asum[so], kstride, g.pairs*per*4,
-						&m.dst[t*m.rows+r], 4*m.rows, min(8, m.n-t))
 				}
 			}
 		}
