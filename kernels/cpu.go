@@ -83,6 +83,7 @@ type callScratch struct {
 	gemm gemmAct
 	ws   workerScratch
 	trig []float32
+	part []float32 // attention segments' partial results
 }
 
 // NewCPU returns the CPU backend with its worker pool started; Close stops it.
@@ -130,7 +131,7 @@ func (c *cpu) getScratch() *callScratch {
 
 func (c *cpu) putScratch(s *callScratch) {
 	s.job.mat = matArgs{}
-	s.job.dst, s.job.q = nil, nil
+	s.job.dst, s.job.q, s.job.part = nil, nil, nil
 	s.job.attn = Attention{}
 	select {
 	case c.scratch <- s:

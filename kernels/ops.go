@@ -78,11 +78,16 @@ func (c *cpu) RoPE(x []float32, n, heads, headDim int, r RoPE) {
 	c.putScratch(s)
 }
 
-// Attend implements Backend.Attend. Work is split over (query, KV head) pairs, so
-// the query heads of one group share the keys and values while they are in cache
-// (see attendChunk). Softmax is the numerically stable online form: exponents are
-// taken relative to the running maximum, and probabilities are normalised once,
-// after the weighted sum of values.
+// Attend implements Backend.Attend. Softmax is the numerically stable online form
+// (as in FlashAttention): exponents are taken relative to a running maximum, and
+// probabilities are normalised once, after the weighted sum of values.
+//
+// With enough queries (prefill) the work is split over (query, KV head) pairs, and
+// the query heads of a group share each chunk of keys and values while it is in
+// cache (see attendChunk). With fewer queries than threads (decode) the cached
+// positions are split instead (as flash-decoding does): each worker streams one
+// contiguous stretch of the cache for all heads, and the partial softmax sums are
+// merged at the end.
 func (c *cpu) Attend(dst, q []float32, a Attention) {
 	if a.N <= 0 {
 		return
@@ -98,13 +103,28 @@ func (c *cpu) Attend(dst, q []float32, a Attention) {
 	}
 	s := c.getScratch()
 	j := &s.job
-	j.fn = attendJob
 	j.kern = c.kern
 	j.attn = a
 	j.dst, j.q = dst, q
-	j.items = a.N * a.KVHeads
 	j.grain = 1
+	segs := 1
+	if a.N < c.cfg.threads {
+		segs = min(2*c.cfg.threads, (ctx+attendMinSegment-1)/attendMinSegment)
+	}
+	if segs <= 1 {
+		j.fn = attendJob
+		j.items = a.N * a.KVHeads
+		c.pool.parallel(j, &s.ws)
+		c.putScratch(s)
+		return
+	}
+	j.fn = attendSegmentJob
+	j.items = a.N * segs
+	j.segs = segs
+	s.part = growF32(s.part, a.N*segs*a.Heads*(a.HeadDim+2))
+	j.part = s.part
 	c.pool.parallel(j, &s.ws)
+	mergeSegments(dst, s.part, &a, segs)
 	c.putScratch(s)
 }
 
@@ -114,54 +134,129 @@ func (c *cpu) Attend(dst, q []float32, a Attention) {
 // once per head.
 const attendChunk = 128
 
+// attendMinSegment is the shortest stretch of positions worth a worker of its own
+// in decode.
+const attendMinSegment = 256
+
+// attendRange runs the online softmax of the g query heads of KV head kvh (query
+// i) over positions [t0, t1), leaving in acc (g×HeadDim), mx and sum (g each) the
+// unnormalised weighted sum of values, the running maximum and the sum of
+// exponentials.
+func attendRange(k *kernelSet, a *Attention, q []float32, i, kvh, t0, t1 int, ws *workerScratch, acc, mx, sum []float32) {
+	g := a.Heads / a.KVHeads
+	hd := a.HeadDim
+	stride := a.KVHeads * hd
+	ws.f32 = growF32(ws.f32, g*attendChunk)
+	sc := ws.f32[:g*attendChunk]
+	clear(acc)
+	clear(sum)
+	for h := range mx {
+		mx[h] = float32(math.Inf(-1))
+	}
+	for c0 := t0; c0 < t1; c0 += attendChunk {
+		tn := min(attendChunk, t1-c0)
+		keys := a.K[c0*stride+kvh*hd : (c0+tn-1)*stride+(kvh+1)*hd]
+		vals := a.V[c0*stride+kvh*hd : (c0+tn-1)*stride+(kvh+1)*hd]
+		for hh := range g {
+			h := kvh*g + hh
+			s := sc[hh*attendChunk : hh*attendChunk+tn]
+			o := acc[hh*hd : (hh+1)*hd]
+			m := max(mx[hh], k.dotRows(q[(i*a.Heads+h)*hd:(i*a.Heads+h+1)*hd], keys, stride, tn, s, a.Scale))
+			if m > mx[hh] {
+				f := expf(mx[hh] - m) // 0 for the first chunk
+				sum[hh] *= f
+				for d := range o {
+					o[d] *= f
+				}
+				mx[hh] = m
+			}
+			sum[hh] += k.expSub(s, m)
+			k.axpyRows(o, s, vals, stride)
+		}
+	}
+}
+
 func attendJob(j *job, lo, hi int, ws *workerScratch) {
 	a := &j.attn
 	g := a.Heads / a.KVHeads
 	hd := a.HeadDim
-	stride := a.KVHeads * hd
-	k := j.kern
-	ws.f32 = growF32(ws.f32, g*attendChunk+g*hd+2*g)
+	ws.f32b = growF32(ws.f32b, g*hd+2*g)
+	acc, mx, sum := ws.f32b[:g*hd], ws.f32b[g*hd:g*hd+g], ws.f32b[g*hd+g:g*hd+2*g]
 	for it := lo; it < hi; it++ {
 		i, kvh := it/a.KVHeads, it%a.KVHeads
-		npos := a.Pos0 + i + 1
-		sc := ws.f32[:g*attendChunk]
-		acc := ws.f32[g*attendChunk : g*attendChunk+g*hd]
-		mx := ws.f32[g*attendChunk+g*hd : g*attendChunk+g*hd+g]
-		sum := ws.f32[g*attendChunk+g*hd+g : g*attendChunk+g*hd+2*g]
-		clear(acc)
-		clear(sum)
-		for h := range mx {
-			mx[h] = float32(math.Inf(-1))
-		}
-		// Online softmax (as in FlashAttention): each chunk rescales what the
-		// earlier ones accumulated when it raises a head's running maximum.
-		for t0 := 0; t0 < npos; t0 += attendChunk {
-			tn := min(attendChunk, npos-t0)
-			keys := a.K[t0*stride+kvh*hd : (t0+tn-1)*stride+(kvh+1)*hd]
-			vals := a.V[t0*stride+kvh*hd : (t0+tn-1)*stride+(kvh+1)*hd]
-			for hh := range g {
-				h := kvh*g + hh
-				s := sc[hh*attendChunk : hh*attendChunk+tn]
-				o := acc[hh*hd : (hh+1)*hd]
-				m := max(mx[hh], k.dotRows(j.q[(i*a.Heads+h)*hd:(i*a.Heads+h+1)*hd], keys, stride, tn, s, a.Scale))
-				if m > mx[hh] {
-					f := expf(mx[hh] - m) // 0 for the first chunk
-					sum[hh] *= f
-					for d := range o {
-						o[d] *= f
-					}
-					mx[hh] = m
-				}
-				sum[hh] += k.expSub(s, m)
-				k.axpyRows(o, s, vals, stride)
-			}
-		}
+		attendRange(j.kern, a, j.q, i, kvh, 0, a.Pos0+i+1, ws, acc, mx, sum)
 		for hh := range g {
 			h := kvh*g + hh
 			inv := 1 / sum[hh]
 			out := j.dst[(i*a.Heads+h)*hd : (i*a.Heads+h+1)*hd]
 			for d, v := range acc[hh*hd : (hh+1)*hd] {
 				out[d] = v * inv
+			}
+		}
+	}
+}
+
+// attendSegmentJob computes, for query i and segment sg of its positions, every
+// head's partial result into j.part: HeadDim sums per (query, segment, head), then
+// the maxima of all of them, then their sums of exponentials.
+func attendSegmentJob(j *job, lo, hi int, ws *workerScratch) {
+	a := &j.attn
+	g := a.Heads / a.KVHeads
+	hd := a.HeadDim
+	for it := lo; it < hi; it++ {
+		i, sg := it/j.segs, it%j.segs
+		npos := a.Pos0 + i + 1
+		seg := (npos + j.segs - 1) / j.segs
+		t0, t1 := min(sg*seg, npos), min((sg+1)*seg, npos)
+		total := a.N * j.segs * a.Heads
+		st := j.part[total*hd:]
+		base := (i*j.segs + sg) * a.Heads
+		for kvh := range a.KVHeads {
+			h0 := base + kvh*g
+			acc := j.part[h0*hd : (h0+g)*hd]
+			mx, sum := st[h0:h0+g], st[total+h0:total+h0+g]
+			if t0 >= t1 {
+				clear(acc)
+				clear(sum)
+				for h := range mx {
+					mx[h] = float32(math.Inf(-1))
+				}
+				continue
+			}
+			attendRange(j.kern, a, j.q, i, kvh, t0, t1, ws, acc, mx, sum)
+		}
+	}
+}
+
+// mergeSegments combines the segments' partial softmax results: each is rescaled
+// to the overall maximum before the sums and the weighted values add up.
+func mergeSegments(dst, part []float32, a *Attention, segs int) {
+	hd := a.HeadDim
+	total := a.N * segs * a.Heads
+	st := part[total*hd:]
+	for i := range a.N {
+		for h := range a.Heads {
+			m := float32(math.Inf(-1))
+			for sg := range segs {
+				m = max(m, st[(i*segs+sg)*a.Heads+h])
+			}
+			out := dst[(i*a.Heads+h)*hd : (i*a.Heads+h+1)*hd]
+			clear(out)
+			var l float32
+			for sg := range segs {
+				p := (i*segs+sg)*a.Heads + h
+				f := expf(st[p] - m) // 0 for an empty segment
+				if f == 0 {
+					continue
+				}
+				l += st[total+p] * f
+				for d, v := range part[p*hd : (p+1)*hd] {
+					out[d] += v * f
+				}
+			}
+			inv := 1 / l
+			for d := range out {
+				out[d] *= inv
 			}
 		}
 	}

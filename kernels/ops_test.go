@@ -206,8 +206,9 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 		y := make([]float32, 64)
 		gain := randRow(r, 512, 1)
 		inv := []float32{1, 0.5, 0.25, 0.125}
-		a := Attention{N: 1, Pos0: 100, Heads: 8, KVHeads: 2, HeadDim: 64, Scale: 0.125,
-			K: randRow(r, 101*2*64, 1), V: randRow(r, 101*2*64, 1)}
+		// A context long enough for the decode path that splits positions.
+		a := Attention{N: 1, Pos0: 600, Heads: 8, KVHeads: 2, HeadDim: 64, Scale: 0.125,
+			K: randRow(r, 601*2*64, 1), V: randRow(r, 601*2*64, 1)}
 		q := randRow(r, 8*64, 1)
 		att := make([]float32, 8*64)
 		emb := make([]float32, 512)

@@ -34,6 +34,8 @@ type job struct {
 	dst  []float32
 	q    []float32
 	kern *kernelSet
+	segs int       // attention: position segments per query
+	part []float32 // attention: the segments' partial results
 }
 
 // workerScratch is memory owned by one goroutine for the duration of an item:
