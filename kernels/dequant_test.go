@@ -257,3 +257,70 @@ func FuzzDequantize(f *testing.F) {
 		}
 	})
 }
+
+// A Q4_K block whose values are exactly representable: every sub-block holds
+// 0.1·(l mod 16). make_qkx2_quants finds scale 0.1 and min 0 everywhere, so the
+// 6-bit scales are all 63 (packed: the low six bits of bytes 0–3, the high two
+// bits of bytes 0–3 and the low nibbles of 8–11 for sub-blocks 4–7) and the mins
+// all 0; each qs byte holds the same nibble twice.
+func TestQuantizeQ4KHand(t *testing.T) {
+	x := make([]float32, 256)
+	for i := range x {
+		x[i] = 0.1 * float32(i%16)
+	}
+	b := make([]byte, 144)
+	if err := Quantize(b, Q4_K, x); err != nil {
+		t.Fatal(err)
+	}
+	d := F32ToF16(float32(0.1) / 63)
+	if got := uint16(b[0]) | uint16(b[1])<<8; got != d {
+		t.Errorf("d = %#04x, want %#04x", got, d)
+	}
+	if b[2] != 0 || b[3] != 0 {
+		t.Errorf("dmin = %#02x%02x, want 0", b[3], b[2])
+	}
+	wantScales := []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0x0f, 0x0f, 0x0f, 0x0f}
+	for i, v := range wantScales {
+		if b[4+i] != v {
+			t.Errorf("scales[%d] = %#02x, want %#02x", i, b[4+i], v)
+		}
+	}
+	for l := range 128 {
+		if want := byte(0x11 * (l % 16)); b[16+l] != want {
+			t.Fatalf("qs[%d] = %#02x, want %#02x", l, b[16+l], want)
+		}
+	}
+}
+
+// A Q6_K block of sixteen identical groups 0.05·(k−32), k = 0…15: each group's
+// scale is 0.05 (its largest magnitude, −1.6, maps to −32), so every int8 scale is
+// −128 against d = −1/2560, and the stored 6-bit values are k: four low bits in
+// both nibbles of ql, zero high bits in qh.
+func TestQuantizeQ6KHand(t *testing.T) {
+	x := make([]float32, 256)
+	for i := range x {
+		x[i] = 0.05 * float32(i%16-32)
+	}
+	b := make([]byte, 210)
+	if err := Quantize(b, Q6_K, x); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := uint16(b[208])|uint16(b[209])<<8, F32ToF16(-1.0/2560); got != want {
+		t.Errorf("d = %#04x, want %#04x", got, want)
+	}
+	for i := range 16 {
+		if b[192+i] != 0x80 {
+			t.Errorf("scales[%d] = %d, want -128", i, int8(b[192+i]))
+		}
+	}
+	for l := range 128 {
+		if want := byte(0x11 * (l % 16)); b[l] != want {
+			t.Fatalf("ql[%d] = %#02x, want %#02x", l, b[l], want)
+		}
+	}
+	for l := range 64 {
+		if b[128+l] != 0 {
+			t.Fatalf("qh[%d] = %#02x, want 0", l, b[128+l])
+		}
+	}
+}
