@@ -35,7 +35,8 @@
 // VCVTPH2PS for F16 and FMA everywhere. "avx512-vnni" (AVX-512 F/BW/VL/VNNI) uses
 // VPDPBUSD for decode and a 4-row × 8-token prefill tile for Q8_0/Q4_0 on 512-bit
 // registers (weights biased to unsigned, the bias returned through the activations'
-// block sums), and a 4-row × 6-token float tile for F32/F16 prefill. Other
+// block sums) and, on raw Q4_K/Q6_K blocks, the same tile with the sub-block scales
+// applied in float; a 4-row × 6-token float tile serves F32/F16 prefill. Other
 // architectures build only the generic set (isa_other.go).
 //
 // # Parallelism and memory
@@ -48,9 +49,10 @@
 // memory about twice as fast as one. Per-call scratch comes from a free list and only
 // grows: decode steps do not allocate.
 //
-// Attention splits over (query, KV head); the query heads of a group take turns on
-// chunks of 128 cached positions (online softmax), so the cache is read once per
-// group.
+// Attention uses the online softmax. Prefill splits it over (query, KV head), the
+// query heads of a group taking turns on chunks of 128 cached positions so the cache
+// is read once per group; decode splits the cached positions among the workers and
+// merges their partial sums, so each streams one contiguous stretch of the cache.
 //
 // # Using it well (for the layer engine)
 //
