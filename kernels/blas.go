@@ -3,12 +3,15 @@ package kernels
 import "log/slog"
 
 // blasMinTokens is the batch size from which a float product goes to BLAS: below
-// it the call overhead and BLAS's own thread wake-up cost more than they save.
+// it the call overhead costs more than it saves.
 const blasMinTokens = 16
 
-// blasPanelRows is how many F16 weight rows are widened to float32 per sgemm call:
-// a few megabytes of scratch instead of a float32 copy of the whole matrix.
-const blasPanelRows = 256
+// blasPanelRows is the smallest number of weight rows one sgemm call covers. The
+// backend's own workers split the rows among themselves and each calls BLAS on its
+// panels, BLAS running single-threaded: OpenBLAS's own threads would spin for a
+// while after every call, stealing the cores from the decode steps that follow.
+// F16 panels are widened to float32 in the worker's scratch first.
+const blasPanelRows = 64
 
 // CBLAS enumerations (cblas.h).
 const (
@@ -27,7 +30,7 @@ type blasLib struct {
 // loadBLAS opens path, or searches the usual OpenBLAS names when path is "", and
 // reports what it found. "off" disables BLAS; a library that cannot be opened is
 // logged and skipped, never fatal.
-func loadBLAS(path string, threads int, log *slog.Logger) *blasLib {
+func loadBLAS(path string, log *slog.Logger) *blasLib {
 	if path == "off" {
 		return nil
 	}
@@ -36,7 +39,7 @@ func loadBLAS(path string, threads int, log *slog.Logger) *blasLib {
 		candidates = []string{path}
 	}
 	for _, p := range candidates {
-		b, err := openBLAS(p, threads)
+		b, err := openBLAS(p)
 		if err == nil {
 			log.Info("blas loaded", "path", p)
 			return b
@@ -60,34 +63,28 @@ func (b *blasLib) String() string {
 	return b.path
 }
 
-// blasMatMul computes dst = x·Wᵀ with cblas_sgemm: float32 weights directly, F16
-// weights a panel of rows at a time.
-func (c *cpu) blasMatMul(s *callScratch, m *cpuMatrix, dst, x []float32, n int) {
-	sg := c.blas.sgemm
-	if m.dt == F32 {
-		if w := bytesAsF32(m.data); w != nil {
-			sg(cblasRowMajor, cblasNoTrans, cblasTrans, int32(n), int32(m.rows), int32(m.cols), 1,
-				&x[0], int32(m.cols), &w[0], int32(m.cols), 0, &dst[0], int32(m.rows))
-			return
+// blasMatMul computes dst = x·Wᵀ with cblas_sgemm, a panel of rows per worker.
+func (c *cpu) blasMatMul(s *callScratch, m *cpuMatrix, n int) {
+	j := &s.job
+	j.fn = blasJob
+	j.blas = c.blas
+	j.items = m.rows
+	j.grain = max(blasPanelRows, (m.rows+2*c.cfg.threads-1)/(2*c.cfg.threads))
+	c.pool.parallel(j, &s.ws)
+}
+
+func blasJob(j *job, lo, hi int, ws *workerScratch) {
+	m := &j.mat
+	w := bytesAsF32(m.w[lo*m.rowBytes : hi*m.rowBytes])
+	if m.dt != F32 || w == nil {
+		ws.f32b = growF32(ws.f32b, (hi-lo)*m.cols)
+		if m.dt == F16 {
+			j.kern.widenF16(ws.f32b, m.w[lo*m.rowBytes:hi*m.rowBytes])
+		} else {
+			dequantizeUnchecked(ws.f32b, m.dt, m.w[lo*m.rowBytes:hi*m.rowBytes])
 		}
+		w = ws.f32b
 	}
-	// F16 (or unaligned F32, which this widening would misread: convert it on the
-	// generic path instead).
-	if m.dt != F16 {
-		for r0 := 0; r0 < m.rows; r0 += blasPanelRows {
-			r1 := min(r0+blasPanelRows, m.rows)
-			s.ws.f32b = growF32(s.ws.f32b, (r1-r0)*m.cols)
-			dequantizeUnchecked(s.ws.f32b, m.dt, m.data[r0*m.rowBytes:r1*m.rowBytes])
-			sg(cblasRowMajor, cblasNoTrans, cblasTrans, int32(n), int32(r1-r0), int32(m.cols), 1,
-				&x[0], int32(m.cols), &s.ws.f32b[0], int32(m.cols), 0, &dst[r0], int32(m.rows))
-		}
-		return
-	}
-	for r0 := 0; r0 < m.rows; r0 += blasPanelRows {
-		r1 := min(r0+blasPanelRows, m.rows)
-		s.ws.f32b = growF32(s.ws.f32b, (r1-r0)*m.cols)
-		c.kern.widenF16(s.ws.f32b, m.data[r0*m.rowBytes:r1*m.rowBytes])
-		sg(cblasRowMajor, cblasNoTrans, cblasTrans, int32(n), int32(r1-r0), int32(m.cols), 1,
-			&x[0], int32(m.cols), &s.ws.f32b[0], int32(m.cols), 0, &dst[r0], int32(m.rows))
-	}
+	j.blas.sgemm(cblasRowMajor, cblasNoTrans, cblasTrans, int32(m.n), int32(hi-lo), int32(m.cols), 1,
+		&m.x[0], int32(m.cols), &w[0], int32(m.cols), 0, &m.dst[lo], int32(m.rows))
 }

@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/ebitengine/purego"
 )
@@ -17,7 +18,13 @@ var blasCandidates = []string{
 	"/System/Library/Frameworks/Accelerate.framework/Accelerate",
 }
 
-func openBLAS(path string, threads int) (*blasLib, error) {
+func openBLAS(path string) (*blasLib, error) {
+	// OpenBLAS starts its thread pool when it is loaded, and those threads spin
+	// for a while after every call; the backend's workers call it in parallel
+	// instead, so ask for no pool unless the user chose otherwise.
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" {
+		os.Setenv("OPENBLAS_NUM_THREADS", "1")
+	}
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -28,10 +35,11 @@ func openBLAS(path string, threads int) (*blasLib, error) {
 	}
 	b := &blasLib{path: path}
 	purego.RegisterLibFunc(&b.sgemm, h, "cblas_sgemm")
+	// The backend's workers call BLAS in parallel; its own threads stay idle.
 	if _, err := purego.Dlsym(h, "openblas_set_num_threads"); err == nil {
 		var setThreads func(int32)
 		purego.RegisterLibFunc(&setThreads, h, "openblas_set_num_threads")
-		setThreads(int32(threads))
+		setThreads(1)
 	}
 	return b, nil
 }

@@ -8,4 +8,4 @@ var errNoDL = errors.New("kernels: loading shared libraries is not supported on 
 
 var blasCandidates []string
 
-func openBLAS(path string, threads int) (*blasLib, error) { return nil, errNoDL }
+func openBLAS(path string) (*blasLib, error) { return nil, errNoDL }

@@ -43,7 +43,10 @@ func WithISA(name string) Option {
 
 // WithBLAS names the OpenBLAS (or other CBLAS) shared library used for float32
 // prefill products; "" (the default) searches the usual names, "off" disables it.
-// Without a library every product still runs on the backend's own kernels.
+// Without a library every product still runs on the backend's own kernels. The
+// backend's workers call BLAS in parallel, one panel of rows each, so OpenBLAS is
+// loaded with OPENBLAS_NUM_THREADS=1 (unless set already) and told to use one
+// thread: its own pool would spin between calls on the cores decode needs.
 func WithBLAS(path string) Option {
 	return func(c *cpuConfig) error {
 		c.blasPath = path
@@ -105,7 +108,7 @@ func NewCPU(opts ...Option) (Backend, error) {
 		scratch: make(chan *callScratch, 64),
 		name:    fmt.Sprintf("cpu/%s×%d", kern.name, cfg.threads),
 	}
-	c.blas = loadBLAS(cfg.blasPath, cfg.threads, cfg.logger)
+	c.blas = loadBLAS(cfg.blasPath, cfg.logger)
 	cfg.logger.Info("cpu backend", "isa", kern.name, "threads", cfg.threads, "blas", c.blas.String())
 	return c, nil
 }
@@ -131,7 +134,7 @@ func (c *cpu) getScratch() *callScratch {
 
 func (c *cpu) putScratch(s *callScratch) {
 	s.job.mat = matArgs{}
-	s.job.dst, s.job.q, s.job.part = nil, nil, nil
+	s.job.dst, s.job.q, s.job.part, s.job.blas = nil, nil, nil, nil
 	s.job.attn = Attention{}
 	select {
 	case c.scratch <- s:

@@ -41,7 +41,7 @@ func (c *cpu) MatMul(dst, x []float32, n int, w Matrix) {
 		c.quantizeActs(s, quantizeQ8KJob)
 	case F32, F16:
 		if n >= blasMinTokens && c.blas.ok() && (m.dt == F32 || !c.kern.ownF16Gemm) {
-			c.blasMatMul(s, m, dst, x, n)
+			c.blasMatMul(s, m, n)
 			c.putScratch(s)
 			return
 		}

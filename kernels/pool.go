@@ -34,6 +34,7 @@ type job struct {
 	dst  []float32
 	q    []float32
 	kern *kernelSet
+	blas *blasLib
 	segs int       // attention: position segments per query
 	part []float32 // attention: the segments' partial results
 }
