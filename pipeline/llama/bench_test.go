@@ -2,7 +2,6 @@ package llama
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,20 +107,26 @@ func flopsPerToken(m *model.Model, ctx int) float64 {
 	return 2*float64(w) + float64(c.Layers)*4*float64(ctx)*float64(c.Heads*c.HeadDim)
 }
 
-// BenchmarkDecode measures generating one token at a time with a short context:
-// tokens/s, weight bytes read per second, and that as a share of the triad bandwidth
-// measured in the same run.
-func BenchmarkDecode(b *testing.B) {
+// benchStage loads the benchmark model on a CPU backend with every core.
+func benchStage(b *testing.B) (*model.Model, *Stage) {
 	m := benchModel(b)
 	be, err := kernels.NewCPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer be.Close()
+	b.Cleanup(func() { be.Close() })
 	st, err := NewStage(m, be)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return m, st
+}
+
+// BenchmarkDecode measures generating one token at a time with a short context:
+// tokens/s, weight bytes read per second, and that as a share of the triad bandwidth
+// measured in the same run.
+func BenchmarkDecode(b *testing.B) {
+	m, st := benchStage(b)
 	bw := bandwidth()
 	const ctx0, window = 16, 128
 	se, _ := st.NewSession(ctx0 + window)
@@ -158,16 +163,7 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkPrefill128 measures processing a 128-token prompt in one batch.
 func BenchmarkPrefill128(b *testing.B) {
-	m := benchModel(b)
-	be, err := kernels.NewCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer be.Close()
-	st, err := NewStage(m, be)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, st := benchStage(b)
 	const n = 128
 	c := m.Config
 	se, _ := st.NewSession(n)
@@ -218,4 +214,3 @@ func residentBytes() int64 {
 	return 0
 }
 
-var _ = fmt.Sprint

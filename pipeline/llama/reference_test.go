@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"fmt"
 	"math"
 	"sort"
 	"testing"
@@ -287,4 +286,3 @@ func compareLogits(t *testing.T, what string, got []float32, want []float64, tol
 	}
 }
 
-var _ = fmt.Sprint
