@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"runtime"
@@ -122,31 +121,13 @@ func NewManifest(c Config, tokenizer [32]byte, tensors []Tensor) *Manifest {
 }
 
 // TokenizerDigest is the SHA2-256 that a manifest commits to for a model's
-// tokenizer: over the tokenizer.* metadata entries in order, encoded as GGUF encodes
-// them (a u64 count, then key, type and value of each), followed by the
-// HuggingFace tokenizer.json and tokenizer_config.json, each as a u64 length and its
-// bytes (empty for GGUF files).
+// tokenizer: the hash of TokenizerBlob.
 func TokenizerDigest(md Metadata, tokenizerJSON, tokenizerConfigJSON []byte) ([32]byte, error) {
-	var e ggufEncoder
-	var kvs []KV
-	for _, kv := range md.All() {
-		if strings.HasPrefix(kv.Key, "tokenizer.") {
-			kvs = append(kvs, kv)
-		}
+	b, err := TokenizerBlob(md, tokenizerJSON, tokenizerConfigJSON)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("tokenizer digest: %w", err)
 	}
-	e.u64(uint64(len(kvs)))
-	for _, kv := range kvs {
-		if err := e.kv(kv); err != nil {
-			return [32]byte{}, fmt.Errorf("tokenizer digest: %w", err)
-		}
-	}
-	h := sha256.New()
-	h.Write(e.buf.Bytes())
-	for _, b := range [][]byte{tokenizerJSON, tokenizerConfigJSON} {
-		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
-		h.Write(b)
-	}
-	return [32]byte(h.Sum(nil)), nil
+	return sha256.Sum256(b), nil
 }
 
 // Encode returns the canonical bytes of the manifest (see the encoding above).
