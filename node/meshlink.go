@@ -51,15 +51,16 @@ func ParseBootstrapAddrs(addrs []string) ([]peer.AddrInfo, error) {
 		if id == "" {
 			return nil, fmt.Errorf("bootstrap address %q has no /p2p/<peer ID> component", s)
 		}
+		if transport == nil {
+			return nil, fmt.Errorf("bootstrap address %q has no transport part (e.g. /ip4/…/tcp/…)", s)
+		}
 		i, ok := index[id]
 		if !ok {
 			i = len(out)
 			index[id] = i
 			out = append(out, peer.AddrInfo{ID: id})
 		}
-		if transport != nil {
-			out[i].Addrs = append(out[i].Addrs, transport)
-		}
+		out[i].Addrs = append(out[i].Addrs, transport)
 	}
 	return out, nil
 }
