@@ -107,8 +107,6 @@ func TestDirectOnlyServesDirectStreams(t *testing.T) {
 	ctx := testContext(t)
 	a, b := newTestHost(t), newTestHost(t)
 	b.SetStreamHandler(echoProtocol, DirectOnly(echo))
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	connect(ctx, t, a, b)
 	roundTrip(ctx, t, a, b)
 }

@@ -58,6 +58,28 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// connect dials b from a, failing the test if it cannot.
+func connect(ctx context.Context, t *testing.T, a, b host.Host) {
+	t.Helper()
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		t.Fatalf("connect %s → %s: %v", a.ID(), b.ID(), err)
+	}
+}
+
+// openEcho connects a to b, serves echo on b and opens a stream to it, reset
+// when the test ends.
+func openEcho(ctx context.Context, t *testing.T, a, b host.Host) network.Stream {
+	t.Helper()
+	b.SetStreamHandler(echoProtocol, echo)
+	connect(ctx, t, a, b)
+	s, err := a.NewStream(ctx, b.ID(), echoProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	return s
+}
+
 func echo(s network.Stream) {
 	defer s.Close()
 	_, _ = io.Copy(s, s)
@@ -100,9 +122,7 @@ func TestHostsConnectAndStream(t *testing.T) {
 			}
 			for i, a := range hosts {
 				b := hosts[(i+1)%len(hosts)]
-				if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-					t.Fatalf("connect %d → %d: %v", i, (i+1)%len(hosts), err)
-				}
+				connect(ctx, t, a, b)
 				roundTrip(ctx, t, a, b)
 				for _, c := range a.Network().ConnsToPeer(b.ID()) {
 					if !strings.Contains(c.RemoteMultiaddr().String(), tt.proto) {
@@ -146,15 +166,7 @@ func TestHostOptionsValidated(t *testing.T) {
 func TestResourceLimitsApplied(t *testing.T) {
 	ctx := testContext(t)
 	a, b := newTestHost(t), newTestHost(t)
-	b.SetStreamHandler(echoProtocol, echo)
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := a.NewStream(ctx, b.ID(), echoProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openEcho(ctx, t, a, b)
 
 	limitOf := func(scope network.ResourceScope) rcmgr.Limit {
 		t.Helper()
@@ -212,15 +224,7 @@ func TestCustomResourceLimits(t *testing.T) {
 		Stream: rcmgr.ResourceLimits{Memory: 1 << 20},
 	}.Build(DefaultResourceLimits())
 	a, b := newTestHost(t, WithResourceLimits(small)), newTestHost(t)
-	b.SetStreamHandler(echoProtocol, echo)
-	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := a.NewStream(ctx, b.ID(), echoProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openEcho(ctx, t, a, b)
 	if got := s.Scope().(rcmgr.ResourceScopeLimiter).Limit().GetMemoryLimit(); got != 1<<20 {
 		t.Errorf("stream memory limit %d, want %d", got, 1<<20)
 	}

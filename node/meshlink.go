@@ -268,7 +268,7 @@ func (l *MeshLink) run(ctx context.Context, wake <-chan struct{}) {
 				l.cfg.onReconnect()
 			}
 		case !now && connected:
-			l.cfg.log.Warn("lost all peers; reconnecting", "bootstrap_peers", len(l.peers))
+			l.cfg.log.Warn("lost all peers", "bootstrap_peers", len(l.peers))
 			b.reset()
 			attempt = len(l.peers) > 0
 		}
@@ -286,7 +286,13 @@ func (l *MeshLink) run(ctx context.Context, wake <-chan struct{}) {
 			}
 			if still := l.missing(); len(still) > 0 {
 				wait := b.next()
-				l.cfg.log.Warn("bootstrap peers unreachable", "missing", len(still), "of", len(l.peers), "retry_in", wait)
+				// Alone, this is the node's main problem; with other peers, a
+				// dead bootstrap node is retried quietly at the capped pace.
+				level := slog.LevelDebug
+				if !l.hasPeers() {
+					level = slog.LevelWarn
+				}
+				l.cfg.log.Log(ctx, level, "bootstrap peers unreachable", "missing", len(still), "of", len(l.peers), "retry_in", wait)
 				retry, stopRetry = l.cfg.clock.newTimer(wait)
 			} else {
 				b.reset()

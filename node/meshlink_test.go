@@ -79,10 +79,7 @@ func TestNewMeshLinkValidates(t *testing.T) {
 func TestMeshLinkReconnectsToRestartedBootstrap(t *testing.T) {
 	ctx := testContext(t)
 	bootKey := newKey(t)
-	boot, err := NewHost(ctx, WithIdentity(bootKey), WithListenAddrs(loopbackTCP), WithNATTraversal(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	boot := newTestHostOn(t, []string{loopbackTCP}, WithIdentity(bootKey))
 	listen := boot.Network().ListenAddresses() // with the port the OS chose
 	bootPeers := bootstrapPeers(t, boot)
 
@@ -93,7 +90,6 @@ func TestMeshLinkReconnectsToRestartedBootstrap(t *testing.T) {
 		WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond),
 		WithDialTimeout(2*time.Second))
 	if err != nil {
-		boot.Close()
 		t.Fatal(err)
 	}
 	defer link.Close()
@@ -112,11 +108,8 @@ func TestMeshLinkReconnectsToRestartedBootstrap(t *testing.T) {
 	for i, a := range listen {
 		strs[i] = a.String()
 	}
-	boot2, err := NewHost(ctx, WithIdentity(bootKey), WithListenAddrs(strs...), WithNATTraversal(false))
-	if err != nil {
-		t.Fatalf("restart bootstrap on %v: %v", strs, err)
-	}
-	defer boot2.Close()
+	// Same identity, same port: what a restarted bootstrap node looks like.
+	boot2 := newTestHostOn(t, strs, WithIdentity(bootKey))
 
 	waitSignal(ctx, t, joined, "rejoin after the bootstrap node restarted")
 	if len(n.Network().ConnsToPeer(boot2.ID())) == 0 {
@@ -137,15 +130,9 @@ func TestMeshLinkReconnectsToRestartedBootstrap(t *testing.T) {
 func TestMeshLinkBacksOffWhileIsolated(t *testing.T) {
 	ctx := testContext(t)
 	bootKey := newKey(t)
-	boot, err := NewHost(ctx, WithIdentity(bootKey), WithListenAddrs(loopbackTCP), WithNATTraversal(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer boot.Close()
+	boot := newTestHostOn(t, []string{loopbackTCP}, WithIdentity(bootKey))
 	n := newTestHost(t)
-	if err := n.Connect(ctx, peer.AddrInfo{ID: boot.ID(), Addrs: boot.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	connect(ctx, t, n, boot)
 
 	clk := &fakeClock{timers: make(chan fakeTimer, 64)}
 	dials := make(chan peer.ID, 64)
@@ -198,11 +185,7 @@ func TestMeshLinkBacksOffWhileIsolated(t *testing.T) {
 			tm.fire <- time.Time{}
 		} else {
 			// The bootstrap node is back (same identity); the next attempt succeeds.
-			boot2, err := NewHost(ctx, WithIdentity(bootKey), WithListenAddrs(loopbackTCP), WithNATTraversal(false))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer boot2.Close()
+			boot2 := newTestHostOn(t, []string{loopbackTCP}, WithIdentity(bootKey))
 			reachable <- boot2
 			tm.fire <- time.Time{}
 		}
@@ -262,9 +245,7 @@ func TestMeshLinkWithoutBootstrapPeers(t *testing.T) {
 	}
 	defer link.Close()
 	other := newTestHost(t)
-	if err := other.Connect(ctx, peer.AddrInfo{ID: first.ID(), Addrs: first.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	connect(ctx, t, other, first)
 	waitSignal(ctx, t, joined, "hook on an inbound connection")
 }
 
