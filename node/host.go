@@ -40,7 +40,7 @@ const (
 	DefaultConnGrace = time.Minute
 )
 
-// DefaultListenAddrs are where a node listens unless told otherwise: every
+// defaultListenAddrs are where a node listens unless told otherwise: every
 // IPv4 interface, an OS-chosen port, over TCP and QUIC.
 var defaultListenAddrs = []string{
 	"/ip4/0.0.0.0/tcp/0",
