@@ -24,7 +24,7 @@ import (
 // (relayed) connection are reset before next sees them. Register pipeline
 // handlers with it:
 //
-//	h.SetStreamHandler(pipeline.ProtocolID, node.DirectOnly(stage.Handle))
+//	h.SetStreamHandler(pipeline.StageProtocol, node.DirectOnly(server.Handle))
 func DirectOnly(next network.StreamHandler) network.StreamHandler {
 	return func(s network.Stream) {
 		if !IsDirect(s.Conn()) {
