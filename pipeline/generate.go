@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/imece/imece/pipeline/llama"
@@ -105,6 +106,9 @@ func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Re
 	r, err := open(ctx, len(prompt)+req.MaxTokens-1)
 	if err != nil {
 		return res, err
+	}
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
 	}
 	vocab := tok.VocabSize()
 	logits := make([]float32, vocab)

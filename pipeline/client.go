@@ -1,0 +1,425 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// HopError is a session failure located in the chain: which hop, which peer, and
+// why. The client re-plans around Peer when the failure is the peer's.
+type HopError struct {
+	Hop     int
+	Peer    peer.ID
+	Code    ErrorCode
+	Message string
+}
+
+func (e *HopError) Error() string {
+	return fmt.Sprintf("hop %d (%s): %s: %s", e.Hop, shortID(e.Peer), e.Code, e.Message)
+}
+
+// retryable reports whether another chain may succeed where this one failed: the
+// peer died, is busy or leaving, or no longer serves what its record said.
+func (e *HopError) retryable() bool {
+	switch e.Code {
+	case CodeHopFailed, CodeBusy, CodeClosing, CodeInternal, CodeNoSuchModel, CodeRangeNotServed, CodeNoSuchSession:
+		return true
+	}
+	return false
+}
+
+func shortID(p peer.ID) string {
+	s := p.String()
+	if len(s) > 12 {
+		return "…" + s[len(s)-8:]
+	}
+	return s
+}
+
+// StagePeer is a peer that could serve part of a chain: the planner's view of it
+// and where to dial it.
+type StagePeer struct {
+	Candidate
+	Addrs []ma.Multiaddr
+}
+
+// chainConn is one session along a route, as the client holds it: a stream to the
+// first stage, through which every frame of every hop comes back.
+type chainConn struct {
+	s     network.Stream
+	r     *FrameReader
+	w     *FrameWriter
+	id    SessionID
+	route []Hop
+	pos   int
+	tok   ForwardFrame // reused for every Forward
+}
+
+// dialChain opens a session on every hop of route and waits until the whole chain
+// answers Ready.
+func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, addrs map[string][]ma.Multiaddr, maxLen, vocab int, dt ActivationDType) (*chainConn, error) {
+	c := &chainConn{route: route}
+	if _, err := rand.Read(c.id[:]); err != nil {
+		return nil, err
+	}
+	first := peer.ID(route[0].Peer)
+	fail := func(err error) error {
+		return &HopError{Hop: 0, Peer: first, Code: CodeHopFailed, Message: err.Error()}
+	}
+	if a := addrs[route[0].Peer]; len(a) > 0 {
+		h.Peerstore().AddAddrs(first, a, 10*time.Minute)
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout+openTimeout)
+	defer cancel()
+	s, err := h.NewStream(dctx, first, StageProtocol)
+	if err != nil {
+		return nil, fail(err)
+	}
+	c.s, c.w = s, NewFrameWriter(s)
+	c.r = NewFrameReader(s, max(MaxErrorFrameLen, ResultFrameLen(vocab)))
+	tail := make([]RouteHop, 0, len(route)-1)
+	for _, hop := range route[1:] {
+		rh := RouteHop{Hop: hop}
+		for _, a := range addrs[hop.Peer] {
+			if len(rh.Addrs) < MaxHopAddrs {
+				rh.Addrs = append(rh.Addrs, a.Bytes())
+			}
+		}
+		tail = append(tail, rh)
+	}
+	deadline, _ := dctx.Deadline()
+	s.SetDeadline(deadline)
+	err = c.w.WriteFrame(&OpenFrame{
+		Session: c.id, Model: model.Bytes(), Hop: 0, First: route[0].First, Last: route[0].Last,
+		MaxLen: maxLen, DType: dt, Tail: tail,
+	})
+	if err != nil {
+		s.Reset()
+		return nil, fail(err)
+	}
+	f, err := c.r.ReadFrame()
+	if err != nil {
+		s.Reset()
+		return nil, fail(fmt.Errorf("waiting for the chain: %w", err))
+	}
+	switch f := f.(type) {
+	case *ReadyFrame:
+		s.SetDeadline(time.Time{})
+		return c, nil
+	case *ErrorFrame:
+		s.Reset()
+		return nil, c.hopError(f)
+	default:
+		s.Reset()
+		return nil, fail(fmt.Errorf("first stage answered %s", f.Type()))
+	}
+}
+
+// hopError turns an error frame into a HopError naming the peer at fault.
+func (c *chainConn) hopError(f *ErrorFrame) *HopError {
+	e := &HopError{Hop: f.Hop, Peer: peer.ID(f.Peer), Code: f.Code, Message: f.Message}
+	if e.Peer == "" && f.Hop >= 0 && f.Hop < len(c.route) {
+		e.Peer = peer.ID(c.route[f.Hop].Peer)
+	}
+	return e
+}
+
+// forward sends tokens at the session's next positions; unless noResult, it waits
+// for the logits of the last one.
+func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, logits []float32) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(writeTimeout)
+	}
+	c.s.SetDeadline(deadline)
+	c.tok = ForwardFrame{Session: c.id, Pos: c.pos, NoResult: noResult, Kind: KindTokens, Tokens: tokens}
+	if err := c.w.WriteFrame(&c.tok); err != nil {
+		return c.streamError(err)
+	}
+	c.pos += len(tokens)
+	if noResult {
+		return nil
+	}
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return c.streamError(err)
+		}
+		switch f := f.(type) {
+		case *ResultFrame:
+			if f.Pos != c.pos-1 {
+				// A result for an earlier position cannot arrive (replays ask for
+				// none); anything else is a broken stage.
+				return &HopError{Hop: len(c.route) - 1, Peer: peer.ID(c.route[len(c.route)-1].Peer), Code: CodeHopFailed,
+					Message: fmt.Sprintf("result for position %d, expected %d", f.Pos, c.pos-1)}
+			}
+			if len(f.Logits) != len(logits) {
+				return &HopError{Hop: len(c.route) - 1, Peer: peer.ID(c.route[len(c.route)-1].Peer), Code: CodeHopFailed,
+					Message: fmt.Sprintf("%d logits, vocabulary of %d", len(f.Logits), len(logits))}
+			}
+			copy(logits, f.Logits)
+			return nil
+		case *ErrorFrame:
+			return c.hopError(f)
+		default:
+			return &HopError{Hop: 0, Peer: peer.ID(c.route[0].Peer), Code: CodeHopFailed, Message: fmt.Sprintf("unexpected %s frame", f.Type())}
+		}
+	}
+}
+
+// streamError blames the first hop for a broken stream to it: every other
+// failure would have arrived as an error frame.
+func (c *chainConn) streamError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return &HopError{Hop: 0, Peer: peer.ID(c.route[0].Peer), Code: CodeHopFailed, Message: "timed out: " + err.Error()}
+	}
+	return &HopError{Hop: 0, Peer: peer.ID(c.route[0].Peer), Code: CodeHopFailed, Message: err.Error()}
+}
+
+func (c *chainConn) close() {
+	c.s.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	c.w.WriteFrame(&CloseFrame{Session: c.id})
+	c.s.Close()
+}
+
+// PeerSource lists the peers serving a model now, e.g. from the DHT coverage view.
+type PeerSource func(ctx context.Context) ([]StagePeer, error)
+
+// Remote runs a model through a chain of stages across the network, as a Runner.
+// It plans the chain, opens it, and when a stage fails mid-generation re-plans
+// around the failed peer and replays the sequence so far on the new chain in the
+// same batches as before, so the KV caches it rebuilds are bit for bit the ones
+// lost and the output is the same as an uninterrupted run's.
+type Remote struct {
+	h      host.Host
+	model  cid.Cid
+	layers int
+	vocab  int
+	maxLen int
+	peers  PeerSource
+	cfg    remoteConfig
+
+	chain    *chainConn
+	history  [][]int32 // batches sent, in order
+	excluded []string
+	failover int
+	recovery []time.Duration
+}
+
+type remoteConfig struct {
+	retries int
+	chunk   int
+	dtype   ActivationDType
+	plan    []PlanOption
+	log     *slog.Logger
+}
+
+// RemoteOption configures a Remote.
+type RemoteOption func(*remoteConfig) error
+
+// WithRetries bounds how many times one Forward re-plans after failures.
+func WithRetries(n int) RemoteOption {
+	return func(c *remoteConfig) error {
+		if n < 0 {
+			return fmt.Errorf("retries %d must not be negative", n)
+		}
+		c.retries = n
+		return nil
+	}
+}
+
+// WithPlanOptions passes options to the route planner.
+func WithPlanOptions(opts ...PlanOption) RemoteOption {
+	return func(c *remoteConfig) error { c.plan = append(c.plan, opts...); return nil }
+}
+
+// WithActivations chooses how activations travel between stages. F32 (the
+// default) keeps a split model bit-identical to one process; F16 halves the bytes.
+func WithActivations(dt ActivationDType) RemoteOption {
+	return func(c *remoteConfig) error {
+		if !dt.valid() {
+			return fmt.Errorf("activation dtype %d", dt)
+		}
+		c.dtype = dt
+		return nil
+	}
+}
+
+// WithRemoteLogger sets the logger.
+func WithRemoteLogger(l *slog.Logger) RemoteOption {
+	return func(c *remoteConfig) error { c.log = l; return nil }
+}
+
+// OpenRemote plans a chain over the peers serving model (of layers layers and a
+// vocabulary of vocab) and opens a session of maxLen positions on it.
+func OpenRemote(ctx context.Context, h host.Host, model cid.Cid, layers, vocab, maxLen int, peers PeerSource, opts ...RemoteOption) (*Remote, error) {
+	cfg := remoteConfig{retries: 4, chunk: 256, dtype: ActF32, log: slog.Default()}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	r := &Remote{h: h, model: model, layers: layers, vocab: vocab, maxLen: maxLen, peers: peers, cfg: cfg}
+	var err error
+	for attempt := 0; attempt <= cfg.retries; attempt++ {
+		if err = r.reopen(ctx); err == nil {
+			return r, nil
+		}
+		if !r.recoverable(err) {
+			break
+		}
+	}
+	return nil, err
+}
+
+// Route is the chain in use.
+func (r *Remote) Route() []Hop {
+	if r.chain == nil {
+		return nil
+	}
+	return slices.Clone(r.chain.route)
+}
+
+// Failovers is how many times the chain was re-planned after a failure, and
+// Recoveries how long each took, from the failure to the chain being back where it
+// was.
+func (r *Remote) Failovers() int { return r.failover }
+
+// Recoveries lists the duration of each failover.
+func (r *Remote) Recoveries() []time.Duration { return slices.Clone(r.recovery) }
+
+// recoverable notes the peer at fault and reports whether re-planning may help.
+func (r *Remote) recoverable(err error) bool {
+	var he *HopError
+	if !errors.As(err, &he) || !he.retryable() {
+		return false
+	}
+	if he.Peer != "" && !slices.Contains(r.excluded, string(he.Peer)) {
+		r.excluded = append(r.excluded, string(he.Peer))
+	}
+	r.cfg.log.Warn("stage failed, re-planning", "hop", he.Hop, "peer", he.Peer, "code", he.Code, "reason", he.Message)
+	return true
+}
+
+// reopen plans a chain without the excluded peers, opens it, and replays the
+// sequence so far.
+func (r *Remote) reopen(ctx context.Context) error {
+	if r.chain != nil {
+		r.chain.s.Reset()
+		r.chain = nil
+	}
+	peers, err := r.peers(ctx)
+	if err != nil {
+		return fmt.Errorf("list peers: %w", err)
+	}
+	cands := make([]Candidate, 0, len(peers))
+	addrs := make(map[string][]ma.Multiaddr, len(peers))
+	for _, p := range peers {
+		cands = append(cands, p.Candidate)
+		addrs[p.Peer] = p.Addrs
+	}
+	route, err := Plan(cands, r.layers, append(slices.Clone(r.cfg.plan), WithoutPeers(r.excluded...))...)
+	if err != nil {
+		return err
+	}
+	c, err := dialChain(ctx, r.h, r.model, route, addrs, r.maxLen, r.vocab, r.cfg.dtype)
+	if err != nil {
+		return err
+	}
+	for _, batch := range r.history {
+		if err := c.forward(ctx, batch, true, nil); err != nil {
+			c.s.Reset()
+			return err
+		}
+	}
+	r.chain = c
+	r.cfg.log.Info("chain open", "hops", len(route), "route", fmtRoute(route), "replayed", c.pos)
+	return nil
+}
+
+func fmtRoute(route []Hop) string {
+	s := ""
+	for i, h := range route {
+		if i > 0 {
+			s += " → "
+		}
+		s += fmt.Sprintf("%s%v", shortID(peer.ID(h.Peer)), LayerRange{h.First, h.Last})
+	}
+	return s
+}
+
+// Forward implements Runner.
+func (r *Remote) Forward(ctx context.Context, tokens []int32, logits []float32) error {
+	if len(tokens) == 0 {
+		return errors.New("forward of no tokens")
+	}
+	var failedAt time.Time
+	for attempt := 0; ; attempt++ {
+		var err error
+		if r.chain == nil {
+			err = r.reopen(ctx)
+		}
+		if err == nil {
+			err = r.send(ctx, tokens, logits)
+		}
+		if err == nil {
+			if !failedAt.IsZero() {
+				r.recovery = append(r.recovery, time.Since(failedAt))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if r.chain != nil {
+			r.chain.s.Reset()
+			r.chain = nil
+		}
+		if failedAt.IsZero() {
+			failedAt = time.Now()
+			r.failover++
+		}
+		if attempt >= r.cfg.retries || !r.recoverable(err) {
+			return err
+		}
+	}
+}
+
+// send forwards tokens in chunks of at most cfg.chunk rows and, once the chain
+// has returned the logits, records the chunks in the history for replays.
+func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) error {
+	var batches [][]int32
+	for off := 0; off < len(tokens); off += r.cfg.chunk {
+		batches = append(batches, slices.Clone(tokens[off:min(off+r.cfg.chunk, len(tokens))]))
+	}
+	for i, b := range batches {
+		if err := r.chain.forward(ctx, b, i < len(batches)-1, logits); err != nil {
+			return err
+		}
+	}
+	r.history = append(r.history, batches...)
+	return nil
+}
+
+// Close ends the session on every stage.
+func (r *Remote) Close() error {
+	if r.chain != nil {
+		r.chain.close()
+		r.chain = nil
+	}
+	return nil
+}
+
+var _ io.Closer = (*Remote)(nil)
