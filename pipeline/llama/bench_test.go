@@ -213,4 +213,3 @@ func residentBytes() int64 {
 	}
 	return 0
 }
-

@@ -285,4 +285,3 @@ func compareLogits(t *testing.T, what string, got []float32, want []float64, tol
 		t.Fatalf("%s: greedy token %d, reference %d", what, a, b)
 	}
 }
-

@@ -87,4 +87,3 @@ func ParseTokenizerBlob(b []byte) (md Metadata, tokenizerJSON, tokenizerConfigJS
 	}
 	return md, tokenizerJSON, tokenizerConfigJSON, nil
 }
-
