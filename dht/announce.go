@@ -87,8 +87,9 @@ func (d *Discovery) Announce(ctx context.Context, rec Record, layers map[cid.Cid
 
 	errProvide := a.provide(ctx)
 	for _, st := range states {
-		st.joinMesh(ctx, st.providers(ctx))
-		st.awaitTopicPeer(ctx, topicPeerWait)
+		providers := st.providers(ctx)
+		st.joinMesh(ctx, providers)
+		st.awaitTopicPeer(ctx, providers, topicPeerWait)
 	}
 	var leaving []*modelState
 	if old != nil {

@@ -20,6 +20,7 @@ import (
 const (
 	maxProviders   = 1024
 	recordFetchers = 8
+	lonelyRefresh  = time.Second
 )
 
 // Coverage is a live view of who serves which layers of one model. It is kept
@@ -363,9 +364,14 @@ func (st *modelState) recheck(p peer.ID) {
 	}
 }
 
+// refreshLoop looks the model up at once, then every refresh interval; while
+// the node has no gossip peer on the topic (it watched before anyone announced)
+// it looks again after 1 s, doubling up to the interval, since until it finds
+// a provider no gossip can reach it.
 func (st *modelState) refreshLoop() {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	lonely := lonelyRefresh
 	for {
 		select {
 		case <-st.ctx.Done():
@@ -375,12 +381,19 @@ func (st *modelState) refreshLoop() {
 		if err := st.refresh(st.ctx); err != nil && st.ctx.Err() == nil {
 			st.d.log.Warn("coverage refresh failed", "model", st.model, "err", err)
 		}
-		t.Reset(st.d.cfg.refresh)
+		next := st.d.cfg.refresh
+		if st.topic != nil && len(st.topic.ListPeers()) == 0 {
+			next = min(next, lonely)
+			lonely = min(2*lonely, st.d.cfg.refresh)
+		} else {
+			lonely = lonelyRefresh
+		}
+		t.Reset(next)
 	}
 }
 
 // refresh looks the model up in the DHT: its providers, then the record of
-// each provider we hold no live record for. It also connects to a few
+// each provider (with gossip, only those we hold no live record for). It also connects to a few
 // providers, which is how this node finds the model's gossip mesh.
 func (st *modelState) refresh(ctx context.Context) error {
 	ctx, cancel := st.d.timeout(ctx)
@@ -391,7 +404,12 @@ func (st *modelState) refresh(ctx context.Context) error {
 	var todo []peer.ID
 	st.mu.Lock()
 	for _, ai := range providers {
-		if miss, ok := st.misses[ai.ID]; (ok && st.d.since(miss) < st.d.cfg.ttl) || st.view.has(ai.ID) {
+		if miss, ok := st.misses[ai.ID]; ok && st.d.since(miss) < st.d.cfg.ttl {
+			continue
+		}
+		// Gossip keeps known records current; without it, the DHT is the only
+		// way to see their updates and withdrawals.
+		if st.topic != nil && st.view.has(ai.ID) {
 			continue
 		}
 		todo = append(todo, ai.ID)
@@ -467,7 +485,7 @@ func (st *modelState) fetch(ctx context.Context, p peer.ID) {
 // joinMesh connects to up to topicPeers providers so that this node's gossip
 // router meets the model's topic: GossipSub itself finds no peers.
 func (st *modelState) joinMesh(ctx context.Context, providers []peer.AddrInfo) {
-	if st.topic == nil {
+	if st.topic == nil || len(providers) == 0 {
 		return
 	}
 	want := st.d.cfg.topicPeers - len(st.topic.ListPeers())
@@ -492,11 +510,12 @@ func (st *modelState) joinMesh(ctx context.Context, providers []peer.AddrInfo) {
 	wg.Wait()
 }
 
-// awaitTopicPeer waits, up to limit, until the topic has a peer, so that the
-// first publication of a new announcement reaches someone.
-func (st *modelState) awaitTopicPeer(ctx context.Context, limit time.Duration) {
-	if st.topic == nil || len(st.topic.ListPeers()) > 0 {
-		return
+// awaitTopicPeer waits, up to limit, until the topic has a peer when there
+// are providers to meet, so that the first publication of a new announcement
+// reaches someone.
+func (st *modelState) awaitTopicPeer(ctx context.Context, providers []peer.AddrInfo, limit time.Duration) {
+	if st.topic == nil || len(providers) == 0 || len(st.topic.ListPeers()) > 0 {
+		return // alone, or already in touch
 	}
 	events, err := st.topic.EventHandler()
 	if err != nil {

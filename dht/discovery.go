@@ -110,7 +110,11 @@ func New(h host.Host, opts ...Option) (_ *Discovery, err error) {
 		return nil, fmt.Errorf("dht: start kademlia: %w", err)
 	}
 	if cfg.gossip {
-		if d.ps, err = pubsub.NewGossipSub(d.ctx, h); err != nil {
+		// Flood publishing (off by default in this GossipSub) sends our own
+		// record to every topic peer at once instead of only to a mesh that
+		// forms at the next heartbeat: records are small and rare, and a join
+		// should be seen at once.
+		if d.ps, err = pubsub.NewGossipSub(d.ctx, h, pubsub.WithFloodPublish(true)); err != nil {
 			return nil, fmt.Errorf("dht: start gossipsub: %w", err)
 		}
 	}
@@ -156,6 +160,18 @@ func (d *Discovery) Bootstrap(ctx context.Context) error {
 	}
 	if len(d.cfg.bootstrap) == 0 {
 		return nil
+	}
+	// The DHT adds a peer once identify has shown it speaks the DHT protocol,
+	// shortly after the connection; until then the table is empty and every
+	// lookup fails.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for d.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("dht: bootstrap: empty routing table: %w", ctx.Err())
+		}
 	}
 	// Wait for one routing-table refresh so that a caller announcing or
 	// watching right after Bootstrap already knows its neighbourhood.
