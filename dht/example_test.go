@@ -19,8 +19,8 @@ func ExampleDiscovery_Announce() {
 		h           host.Host       // built by node/
 		bootstrap   []peer.AddrInfo // from --bootstrap
 		mf          *model.Manifest // of the loaded model
-		first, last = 0, 11
-		throughput  uint64 = 2400 // layer-positions per second, from node/hardware
+		first, last                 = 0, 11
+		throughput  uint64          = 2400 // layer-positions per second, from node/hardware
 	)
 	ctx := context.Background()
 	d, err := dht.New(h, dht.WithMode(dht.ModeServer), dht.WithBootstrapPeers(bootstrap...), dht.WithLogger(slog.Default()))
