@@ -18,6 +18,13 @@
 //   - LANDiscovery: mDNS, so nodes on one LAN find each other.
 //   - FullAddrs: the /…/p2p/<id> addresses `imece node` prints.
 //   - DirectOnly: the guard that keeps activations off relayed connections.
+//   - Node: all of it wired together with discovery (package dht) and, for a
+//     volunteer, the stage server and model protocol (package pipeline):
+//     Start chooses the layers (fixed or the least covered that fit memory),
+//     measures the node's throughput, serves and announces; Close withdraws
+//     the announcement and fails open sessions with CodeClosing. A light
+//     client uses OpenModel to find a model's peers and fetch its manifest
+//     and tokenizer, then generates through chains the planner picks.
 //
 // Decisions:
 //
@@ -37,8 +44,8 @@
 //     NAT. WithLibp2pOptions(libp2p.NATPortMap()) adds it.
 //
 // What it deliberately is not: the DHT and node records (package dht), the
-// stage protocol and sessions (package pipeline), the ledger, or the wiring of
-// all of them into one process (cmd/imece). It starts no goroutine without an
+// stage protocol and sessions (package pipeline), the ledger, or flags and
+// output (cmd/imece). It starts no goroutine without an
 // owner: the host, the MeshLink and the LANDiscovery each have Close, to be
 // called in reverse order of creation.
 package node

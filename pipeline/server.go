@@ -114,6 +114,7 @@ type StageServer struct {
 	stages   map[LayerRange]*llama.Stage
 	sessions map[*stageSession]struct{}
 	kvUsed   int64
+	served   int
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -162,6 +163,13 @@ func (s *StageServer) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// Served is how many sessions the server has admitted since it started.
+func (s *StageServer) Served() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
 }
 
 // FreeSlots is how many more sessions the server accepts now.
@@ -278,6 +286,7 @@ func (s *StageServer) admit(o *OpenFrame, se *stageSession) *stageError {
 		return errf(CodeBusy, "KV cache budget exhausted")
 	}
 	s.kvUsed += kv
+	s.served++
 	se.kv = kv
 	s.sessions[se] = struct{}{}
 	s.wg.Add(1)

@@ -1,0 +1,395 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/imece/imece/dht"
+	"github.com/imece/imece/kernels"
+	"github.com/imece/imece/pipeline"
+	"github.com/imece/imece/pipeline/model"
+)
+
+// Layers says which layers a volunteer serves: a fixed range, or Auto to take
+// the range the network covers least (DESIGN.md §3) that fits MaxLayers.
+type Layers struct {
+	First, Last int
+	Auto        bool
+	// MaxLayers bounds an automatic range (what fits the node's memory); 0 means
+	// decide from the memory available.
+	MaxLayers int
+}
+
+type nodeConfig struct {
+	dataDir   string
+	listen    []string
+	bootstrap []string
+	mdns      bool
+	nat       bool
+	log       *slog.Logger
+
+	model   *model.Model
+	backend kernels.Backend
+	layers  Layers
+
+	dhtMode    dht.Mode
+	dhtOpts    []dht.Option
+	serverOpts []pipeline.ServerOption
+	hostOpts   []HostOption
+}
+
+// Option configures Start.
+type Option func(*nodeConfig) error
+
+// WithDataDir is where the node keeps its identity (and, later, its ledger).
+func WithDataDir(dir string) Option {
+	return func(c *nodeConfig) error { c.dataDir = dir; return nil }
+}
+
+// WithListen sets the listen multiaddrs.
+func WithListen(addrs ...string) Option {
+	return func(c *nodeConfig) error { c.listen = append(c.listen, addrs...); return nil }
+}
+
+// WithBootstrap adds bootstrap multiaddrs (with /p2p/<id>).
+func WithBootstrap(addrs ...string) Option {
+	return func(c *nodeConfig) error { c.bootstrap = append(c.bootstrap, addrs...); return nil }
+}
+
+// WithLAN switches mDNS discovery of peers on the local network on or off.
+func WithLAN(on bool) Option { return func(c *nodeConfig) error { c.mdns = on; return nil } }
+
+// WithNAT switches AutoNAT, hole punching and the relay client on or off; off for
+// loopback networks, where they only add traffic.
+func WithNAT(on bool) Option { return func(c *nodeConfig) error { c.nat = on; return nil } }
+
+// WithNodeLogger sets the logger of the node and its parts.
+func WithNodeLogger(l *slog.Logger) Option {
+	return func(c *nodeConfig) error { c.log = l; return nil }
+}
+
+// WithServe makes the node a volunteer serving layers of m, computed on be. The
+// model and backend stay the caller's to close, after the node.
+func WithServe(m *model.Model, be kernels.Backend, layers Layers) Option {
+	return func(c *nodeConfig) error {
+		if m == nil || be == nil {
+			return errors.New("serve needs a model and a backend")
+		}
+		c.model, c.backend, c.layers = m, be, layers
+		return nil
+	}
+}
+
+// WithClientMode makes the node a light client: a DHT client that serves nothing
+// and stores no records for others.
+func WithClientMode() Option { return func(c *nodeConfig) error { c.dhtMode = dht.ModeClient; return nil } }
+
+// WithDHTOptions passes options to discovery (timings in tests).
+func WithDHTOptions(opts ...dht.Option) Option {
+	return func(c *nodeConfig) error { c.dhtOpts = append(c.dhtOpts, opts...); return nil }
+}
+
+// WithServerOptions passes options to the stage server.
+func WithServerOptions(opts ...pipeline.ServerOption) Option {
+	return func(c *nodeConfig) error { c.serverOpts = append(c.serverOpts, opts...); return nil }
+}
+
+// WithHostOptions passes options to NewHost.
+func WithHostOptions(opts ...HostOption) Option {
+	return func(c *nodeConfig) error { c.hostOpts = append(c.hostOpts, opts...); return nil }
+}
+
+// Node is a running peer: a libp2p host, discovery, and, for a volunteer, the
+// stage server for its layers and the model protocol for light clients.
+type Node struct {
+	cfg  nodeConfig
+	log  *slog.Logger
+	h    host.Host
+	disc *dht.Discovery
+	link *MeshLink
+	lan  *LANDiscovery
+
+	srv      *pipeline.StageServer
+	stopInfo func()
+	modelID  cid.Cid
+	served   dht.ServedModel
+	layerIDs map[cid.Cid][]cid.Cid
+}
+
+// Start brings a node up: identity, host, bootstrap, DHT; and for a volunteer,
+// chooses its layers, starts serving them and announces them. ctx bounds start-up.
+func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
+	cfg := nodeConfig{mdns: false, nat: true, log: slog.Default(), dhtMode: dht.ModeServer}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.dataDir == "" {
+		return nil, errors.New("a node needs a data directory for its identity")
+	}
+	n := &Node{cfg: cfg, log: cfg.log}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	key, err := LoadOrCreateIdentity(cfg.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	hopts := append([]HostOption{WithIdentity(key), WithLogger(cfg.log), WithNATTraversal(cfg.nat)}, cfg.hostOpts...)
+	if len(cfg.listen) > 0 {
+		hopts = append(hopts, WithListenAddrs(cfg.listen...))
+	}
+	if n.h, err = NewHost(ctx, hopts...); err != nil {
+		return nil, err
+	}
+	boot, err := ParseBootstrapAddrs(cfg.bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	dopts := append([]dht.Option{dht.WithMode(cfg.dhtMode), dht.WithBootstrapPeers(boot...), dht.WithLogger(cfg.log)}, cfg.dhtOpts...)
+	if n.disc, err = dht.New(n.h, dopts...); err != nil {
+		return nil, err
+	}
+	if n.link, err = NewMeshLink(n.h, boot, WithMeshLinkLogger(cfg.log), WithOnReconnect(n.reconnected)); err != nil {
+		return nil, err
+	}
+	if cfg.mdns {
+		if n.lan, err = StartLANDiscovery(n.h, cfg.log); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.disc.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.model != nil {
+		if err := n.serve(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// serve picks the layers, starts the stage server and announces.
+func (n *Node) serve(ctx context.Context) error {
+	m := n.cfg.model
+	id, err := m.CID()
+	if err != nil {
+		return fmt.Errorf("model CID: %w", err)
+	}
+	n.modelID = id
+	first, last, err := n.chooseLayers(ctx, id)
+	if err != nil {
+		return err
+	}
+	sopts := append([]pipeline.ServerOption{pipeline.WithServerLogger(n.log), pipeline.WithStreamGuard(DirectOnly)}, n.cfg.serverOpts...)
+	if n.srv, err = pipeline.NewStageServer(n.h, m, id, n.cfg.backend, first, last, sopts...); err != nil {
+		return err
+	}
+	rate, err := MeasureThroughput(m, n.cfg.backend, first, last)
+	if err != nil {
+		return fmt.Errorf("measure throughput: %w", err)
+	}
+	mf, err := m.Manifest()
+	if err != nil {
+		return err
+	}
+	mfBytes := mf.Encode()
+	tok, err := model.TokenizerBlob(m.Meta, m.TokenizerJSON, m.TokenizerConfigJSON)
+	if err != nil {
+		return err
+	}
+	n.stopInfo = pipeline.ServeModelInfo(n.h, func(c cid.Cid) ([]byte, []byte, bool) {
+		if !c.Equals(id) {
+			return nil, nil, false
+		}
+		return mfBytes, tok, true
+	}, n.log)
+	n.srv.Start()
+	var layerIDs []cid.Cid
+	for i := first; i < last; i++ {
+		c, err := m.LayerCID(i)
+		if err != nil {
+			return err
+		}
+		layerIDs = append(layerIDs, c)
+	}
+	n.layerIDs = map[cid.Cid][]cid.Cid{id: layerIDs}
+	n.served = dht.ServedModel{
+		Model: id, Layers: uint32(m.Config.Layers), First: uint32(first), Last: uint32(last),
+		Throughput: rate, Activations: dht.ActivationsF32 | dht.ActivationsF16,
+	}
+	n.log.Info("serving", "model", id, "layers", pipeline.LayerRange{First: first, Last: last}, "layer_positions_per_s", rate)
+	return n.announce(ctx)
+}
+
+func (n *Node) record() dht.Record {
+	return dht.Record{
+		Models:     []dht.ServedModel{n.served},
+		Multiplier: 1000,
+		FreeSlots:  uint32(n.srv.FreeSlots()),
+	}
+}
+
+func (n *Node) announce(ctx context.Context) error {
+	err := n.disc.Announce(ctx, n.record(), n.layerIDs)
+	if errors.Is(err, dht.ErrAnnounceIncomplete) {
+		// The first node of a network has nobody to tell yet; the announcement
+		// stands and is repeated.
+		n.log.Debug("announcement incomplete", "err", err)
+		return nil
+	}
+	return err
+}
+
+// reconnected re-announces after the node regained peers, so a network that lost
+// it (bootstrap restarted, network drop) finds it again at once.
+func (n *Node) reconnected() {
+	if n.srv == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.announce(ctx); err != nil && !errors.Is(err, dht.ErrClosed) {
+			n.log.Warn("re-announce failed", "err", err)
+		}
+	}()
+}
+
+// chooseLayers returns the configured range, or for Auto the least covered one.
+func (n *Node) chooseLayers(ctx context.Context, id cid.Cid) (int, int, error) {
+	L := n.cfg.model.Config.Layers
+	l := n.cfg.layers
+	if !l.Auto {
+		if l.First < 0 || l.Last > L || l.First >= l.Last {
+			return 0, 0, fmt.Errorf("layers %d:%d outside the model's 0:%d", l.First, l.Last, L)
+		}
+		return l.First, l.Last, nil
+	}
+	maxLayers := l.MaxLayers
+	if maxLayers <= 0 {
+		maxLayers = layersThatFit(n.cfg.model)
+	}
+	cov, err := n.disc.Watch(ctx, id, L)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cov.Close()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	snap, err := cov.WaitFor(wctx, func(s dht.Snapshot) bool { return !s.Refreshed.IsZero() })
+	cancel()
+	if err != nil {
+		snap = cov.Snapshot() // no answer in time: choose from what is known
+	}
+	first, last := dht.ChooseLayers(snap.Without(n.h.ID()), L, maxLayers)
+	n.log.Info("layers chosen", "layers", pipeline.LayerRange{First: first, Last: last}, "max_layers", maxLayers, "known_servers", len(snap.Records))
+	return first, last, nil
+}
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.h }
+
+// ID is the node's peer ID: its wallet.
+func (n *Node) ID() peer.ID { return n.h.ID() }
+
+// Addrs are the node's full multiaddrs, /p2p/<id> included, to pass as --bootstrap.
+func (n *Node) Addrs() []ma.Multiaddr { return FullAddrs(n.h) }
+
+// Discovery is the node's DHT and gossip.
+func (n *Node) Discovery() *dht.Discovery { return n.disc }
+
+// Serving reports the model and layers the node serves, if it is a volunteer.
+func (n *Node) Serving() (cid.Cid, pipeline.LayerRange, bool) {
+	if n.srv == nil {
+		return cid.Undef, pipeline.LayerRange{}, false
+	}
+	return n.modelID, n.srv.Layers(), true
+}
+
+// StageServer is the volunteer's stage server, nil for other nodes.
+func (n *Node) StageServer() *pipeline.StageServer { return n.srv }
+
+// Close leaves the network cleanly: it withdraws the announcement, fails open
+// sessions with a clear error (their clients re-plan), and stops everything.
+func (n *Node) Close() error {
+	var errs []error
+	if n.disc != nil && n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.disc.Withdraw(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if n.srv != nil {
+		errs = append(errs, n.srv.Close())
+	}
+	if n.stopInfo != nil {
+		n.stopInfo()
+	}
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
+	if n.lan != nil {
+		errs = append(errs, n.lan.Close())
+	}
+	if n.link != nil {
+		errs = append(errs, n.link.Close())
+	}
+	if n.h != nil {
+		errs = append(errs, n.h.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// PeerSource lists, for the route planner, the peers a coverage view knows serve
+// its model, with their costs: compute time from the announced throughput, load
+// and grid score from the record, latency as this host has measured it.
+func (n *Node) PeerSource(cov *dht.Coverage) pipeline.PeerSource {
+	return func(ctx context.Context) ([]pipeline.StagePeer, error) {
+		return stagePeers(n.h, cov.Snapshot()), nil
+	}
+}
+
+func stagePeers(h host.Host, snap dht.Snapshot) []pipeline.StagePeer {
+	var out []pipeline.StagePeer
+	for id, rec := range snap.Records {
+		sm, ok := rec.Serving(snap.Model)
+		if !ok || sm.Throughput == 0 {
+			continue
+		}
+		out = append(out, pipeline.StagePeer{
+			Candidate: pipeline.Candidate{
+				Peer:      string(id),
+				First:     int(sm.First),
+				Last:      int(sm.Last),
+				LayerTime: time.Duration(float64(time.Second) / float64(sm.Throughput)),
+				Latency:   h.Peerstore().LatencyEWMA(id),
+				Load:      float64(rec.Load) / 1000,
+				PGrid:     float64(rec.PGrid) / 1000,
+			},
+			Addrs: slices.Clone(rec.Addrs),
+		})
+	}
+	slices.SortFunc(out, func(a, b pipeline.StagePeer) int {
+		switch {
+		case a.Peer < b.Peer:
+			return -1
+		case a.Peer > b.Peer:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
