@@ -91,7 +91,9 @@ func WithServe(m *model.Model, be kernels.Backend, layers Layers) Option {
 
 // WithClientMode makes the node a light client: a DHT client that serves nothing
 // and stores no records for others.
-func WithClientMode() Option { return func(c *nodeConfig) error { c.dhtMode = dht.ModeClient; return nil } }
+func WithClientMode() Option {
+	return func(c *nodeConfig) error { c.dhtMode = dht.ModeClient; return nil }
+}
 
 // WithDHTOptions passes options to discovery (timings in tests).
 func WithDHTOptions(opts ...dht.Option) Option {

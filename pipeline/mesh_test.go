@@ -179,4 +179,3 @@ func TestMeshMissingSpan(t *testing.T) {
 		t.Fatalf("err = %v, want an UncoveredError naming [4, 5)", err)
 	}
 }
-
