@@ -403,8 +403,13 @@ func (st *modelState) refresh(ctx context.Context) error {
 
 	var todo []peer.ID
 	st.mu.Lock()
+	for p, miss := range st.misses {
+		if st.d.since(miss) >= st.d.cfg.ttl {
+			delete(st.misses, p)
+		}
+	}
 	for _, ai := range providers {
-		if miss, ok := st.misses[ai.ID]; ok && st.d.since(miss) < st.d.cfg.ttl {
+		if _, ok := st.misses[ai.ID]; ok {
 			continue
 		}
 		// Gossip keeps known records current; without it, the DHT is the only

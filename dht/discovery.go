@@ -163,7 +163,9 @@ func (d *Discovery) Bootstrap(ctx context.Context) error {
 	}
 	// The DHT adds a peer once identify has shown it speaks the DHT protocol,
 	// shortly after the connection; until then the table is empty and every
-	// lookup fails.
+	// lookup fails. A bootstrap peer of another network never gets there.
+	ctx, cancel := d.timeout(ctx)
+	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for d.dht.RoutingTable().Size() == 0 {

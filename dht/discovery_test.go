@@ -2,6 +2,8 @@ package dht
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -409,4 +411,55 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// TestDiscoveryMisuse: what a caller can get wrong is refused with the
+// documented errors, before anything reaches the network.
+func TestDiscoveryMisuse(t *testing.T) {
+	rsaKey, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := libp2p.New(libp2p.Identity(rsaKey), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	if _, err := New(hr); !errors.Is(err, ErrUnsupportedKey) {
+		t.Fatalf("RSA host: %v", err)
+	}
+	h := newHost(t)
+	if _, err := New(h, WithRecordTTL(time.Minute, time.Minute)); !errors.Is(err, errBadOption) {
+		t.Fatalf("re-announce not under TTL: %v", err)
+	}
+
+	n := newTestNet(t)
+	_, d := n.node("a", ModeServer, true)
+	if err := d.UpdateRecord(func(*Record) {}); !errors.Is(err, ErrNotAnnouncing) {
+		t.Fatalf("UpdateRecord before Announce: %v", err)
+	}
+	rec := Record{Models: []ServedModel{{Model: n.model, Layers: testLayers, First: 0, Last: 2, Throughput: 1}}}
+	one := map[cid.Cid][]cid.Cid{n.model: {testCID(t, "l0")}}
+	if err := d.Announce(n.ctx, rec, one); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Announce with one layer CID for two layers: %v", err)
+	}
+	n.announce(d, 0, 2)
+	if err := d.UpdateRecord(func(r *Record) { r.Models[0].Last = 3 }); !errors.Is(err, ErrModelsChanged) {
+		t.Fatalf("UpdateRecord changing the range: %v", err)
+	}
+	if err := d.UpdateRecord(func(r *Record) { r.Load = 2000 }); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("UpdateRecord with load over 1000: %v", err)
+	}
+	if _, err := d.Watch(n.ctx, n.model, testLayers+1); !errors.Is(err, ErrLayerMismatch) {
+		t.Fatalf("Watch with another layer count: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Watch(n.ctx, n.model, testLayers); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Watch after Close: %v", err)
+	}
+	if err := d.Announce(n.ctx, rec, nil); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrClosed) {
+		t.Fatalf("Announce after Close: %v", err)
+	}
 }

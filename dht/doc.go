@@ -71,7 +71,7 @@
 //
 //	record  := u8 version (1) | u8 flags (bit 0 withdrawn; others zero)
 //	           | u8 tier | u8 n | peer ID[n] (binary, n <= 64)
-//	           | u64 seq | u64 expires (Unix seconds, > 0)
+//	           | u64 seq | u64 expires (Unix seconds, 1..2^40)
 //	           | u32 multiplier (milli) | u32 free slots
 //	           | u16 load (permille <= 1000) | u16 P_grid (permille <= 1000)
 //	           | u8 naddrs (<= 16) | addr*naddrs

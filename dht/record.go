@@ -41,6 +41,9 @@ const (
 	MaxPermille = 1000
 
 	signatureSize = 64 // Ed25519
+	// maxExpires keeps expiry arithmetic (time.Unix, adding the skew) far
+	// from overflow; honest records expire minutes from now anyway.
+	maxExpires    = 1 << 40
 	flagWithdrawn = 1 << 0
 	knownFlags    = flagWithdrawn
 )
@@ -220,7 +223,7 @@ func (r *Record) check() error {
 	if n := len(r.Peer); n == 0 || n > MaxPeerIDLen {
 		return fmt.Errorf("%w: peer ID of %d bytes", ErrMalformed, n)
 	}
-	if r.Expires <= 0 {
+	if r.Expires <= 0 || r.Expires > maxExpires {
 		return fmt.Errorf("%w: expiry %d", ErrMalformed, r.Expires)
 	}
 	if r.Load > MaxPermille || r.PGrid > MaxPermille {
@@ -281,7 +284,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	r.Peer = id
 	r.Seq = d.u64()
 	exp := d.u64()
-	if exp > 1<<62 {
+	if exp > maxExpires {
 		return nil, fmt.Errorf("%w: expiry %d", ErrMalformed, exp)
 	}
 	r.Expires = int64(exp)
