@@ -219,6 +219,7 @@ type Remote struct {
 }
 
 type remoteConfig struct {
+	observe func([]Hop)
 	retries int
 	chunk   int
 	dtype   ActivationDType
@@ -255,6 +256,12 @@ func WithActivations(dt ActivationDType) RemoteOption {
 		c.dtype = dt
 		return nil
 	}
+}
+
+// WithRouteObserver calls f with every chain the client opens (the first and
+// each after a failover), for display and tests.
+func WithRouteObserver(f func([]Hop)) RemoteOption {
+	return func(c *remoteConfig) error { c.observe = f; return nil }
 }
 
 // WithRemoteLogger sets the logger.
@@ -345,11 +352,15 @@ func (r *Remote) reopen(ctx context.Context) error {
 		}
 	}
 	r.chain = c
-	r.cfg.log.Info("chain open", "hops", len(route), "route", fmtRoute(route), "replayed", c.pos)
+	if r.cfg.observe != nil {
+		r.cfg.observe(slices.Clone(route))
+	}
+	r.cfg.log.Info("chain open", "hops", len(route), "route", FormatRoute(route), "replayed", c.pos)
 	return nil
 }
 
-func fmtRoute(route []Hop) string {
+// FormatRoute writes a chain for people: short peer IDs and their layers.
+func FormatRoute(route []Hop) string {
 	s := ""
 	for i, h := range route {
 		if i > 0 {

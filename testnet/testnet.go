@@ -202,7 +202,7 @@ func (n *Network) Client(ctx context.Context) (*node.Node, error) {
 }
 
 // Generate starts a light client and generates through the network.
-func (n *Network) Generate(ctx context.Context, req pipeline.Request) (pipeline.Result, error) {
+func (n *Network) Generate(ctx context.Context, req pipeline.Request, opts ...pipeline.RemoteOption) (pipeline.Result, error) {
 	c, err := n.Client(ctx)
 	if err != nil {
 		return pipeline.Result{}, err
@@ -212,7 +212,7 @@ func (n *Network) Generate(ctx context.Context, req pipeline.Request) (pipeline.
 		return pipeline.Result{}, err
 	}
 	defer m.Close()
-	return m.Generate(ctx, req)
+	return m.Generate(ctx, req, opts...)
 }
 
 // Close stops every node and removes the temporary directory.

@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imece/imece/kernels"
+	"github.com/imece/imece/node"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/llama"
 )
 
-type generateFlags struct {
-	model         string
+// samplingFlags are the flags of every command that generates text.
+type samplingFlags struct {
 	prompt        string
 	maxTokens     int
 	temperature   float32
@@ -25,24 +30,50 @@ type generateFlags struct {
 	repeatPenalty float32
 	repeatLastN   int
 	seed          int64
-	threads       int
+}
+
+type generateFlags struct {
+	samplingFlags
+	model     string
+	threads   int
+	bootstrap []string
+	modelCID  string
+	data      string
+	wait      time.Duration
 }
 
 func (a *app) generateCmd() *cobra.Command {
 	var f generateFlags
 	cmd := &cobra.Command{
 		Use:   "generate",
-		Short: "Generate text with a model in this process",
-		Long: `Generate runs a whole model in this process and prints only the continuation of
-the prompt on stdout, as it is produced. Without --model it uses the embedded
-stories260K model. --temperature 0 is greedy decoding.`,
+		Short: "Generate text, in this process or through the mesh",
+		Long: `Generate prints only the continuation of the prompt on stdout, as it is produced;
+logs go to stderr. --temperature 0 is greedy decoding.
+
+With --model (or nothing: the embedded stories260K) it runs the whole model in this
+process. With --bootstrap and --model-cid it is a light client: it holds no weights,
+finds the peers serving the model through the DHT, fetches the tokenizer from them
+and generates through a chain of volunteers.`,
 		Example: `  imece generate --prompt "Once upon a time" --max-tokens 100 --temperature 0
-  imece generate --model tinyllama.gguf --prompt "The capital of France is"`,
+  imece generate --model tinyllama.gguf --prompt "The capital of France is"
+  imece generate --bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW... \
+      --model-cid bafkrei... --prompt "Once upon a time"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.generate(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
+	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a node to join the mesh through (repeatable); makes this a light client")
+	fl.StringVar(&f.modelCID, "model-cid", "", "CID of the model to use through the mesh (see imece model inspect)")
+	fl.StringVar(&f.data, "data", "", "directory for the client's identity (default: the user config dir's imece/client)")
+	fl.DurationVar(&f.wait, "wait", node.DefaultCoverageWait, "how long to wait for the mesh to cover the model")
+	f.samplingFlags.register(cmd)
+	return cmd
+}
+
+func (f *samplingFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
 	fl.StringVar(&f.prompt, "prompt", "Once upon a time", "text to continue")
 	fl.IntVar(&f.maxTokens, "max-tokens", 128, "maximum number of tokens to generate")
 	fl.Float32Var(&f.temperature, "temperature", 0.8, "sampling temperature; 0 is greedy")
@@ -51,11 +82,9 @@ stories260K model. --temperature 0 is greedy decoding.`,
 	fl.Float32Var(&f.repeatPenalty, "repeat-penalty", 1.0, "penalty for recently seen tokens; 1 for none")
 	fl.IntVar(&f.repeatLastN, "repeat-last-n", 64, "how many recent tokens the repeat penalty considers")
 	fl.Int64Var(&f.seed, "seed", -1, "random seed for sampling; -1 picks one")
-	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
-	return cmd
 }
 
-func (f generateFlags) validate() error {
+func (f samplingFlags) validate() error {
 	switch {
 	case f.maxTokens <= 0:
 		return fmt.Errorf("--max-tokens must be positive, got %d", f.maxTokens)
@@ -69,13 +98,11 @@ func (f generateFlags) validate() error {
 		return fmt.Errorf("--repeat-penalty must be positive, got %v", f.repeatPenalty)
 	case f.repeatLastN < 0:
 		return fmt.Errorf("--repeat-last-n must not be negative, got %d", f.repeatLastN)
-	case f.threads < 0:
-		return fmt.Errorf("--threads must not be negative, got %d", f.threads)
 	}
 	return nil
 }
 
-func (f generateFlags) sampling() llama.SamplerConfig {
+func (f samplingFlags) sampling() llama.SamplerConfig {
 	seed := uint64(f.seed)
 	if f.seed < 0 {
 		seed = rand.Uint64()
@@ -103,9 +130,38 @@ func (a *app) newBackend(threads int) (kernels.Backend, error) {
 	return be, nil
 }
 
+// request is the generation the flags ask for, streaming to stdout.
+func (a *app) request(f samplingFlags) pipeline.Request {
+	return pipeline.Request{
+		Prompt:    f.prompt,
+		MaxTokens: f.maxTokens,
+		Sampling:  f.sampling(),
+		OnText:    func(s string) error { _, err := io.WriteString(a.stdout, s); return err },
+	}
+}
+
+// finish ends the output line and logs the generation's figures.
+func (a *app) finish(res pipeline.Result, err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintln(a.stdout)
+	a.log.Info("generated",
+		"prompt_tokens", res.PromptTokens, "tokens", len(res.Tokens), "finish", res.Finish,
+		"prefill", res.Prefill.Round(time.Microsecond),
+		"decode_tokens_per_s", perSecond(len(res.Tokens)-1, res.Decode))
+	return err
+}
+
 func (a *app) generate(ctx context.Context, f generateFlags) error {
 	if err := f.validate(); err != nil {
 		return err
+	}
+	if f.threads < 0 {
+		return fmt.Errorf("--threads must not be negative, got %d", f.threads)
+	}
+	if len(f.bootstrap) > 0 || f.modelCID != "" {
+		return a.generateRemote(ctx, f)
 	}
 	m, err := openModel(f.model, a.log)
 	if err != nil {
@@ -126,21 +182,51 @@ func (a *app) generate(ctx context.Context, f generateFlags) error {
 		return err
 	}
 	open := func(_ context.Context, maxLen int) (pipeline.Runner, error) { return pipeline.NewLocal(st, maxLen) }
-	res, err := pipeline.Generate(ctx, open, tok, pipeline.Request{
-		Prompt:    f.prompt,
-		MaxTokens: f.maxTokens,
-		Sampling:  f.sampling(),
-		OnText:    func(s string) error { _, err := io.WriteString(a.stdout, s); return err },
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
+	return a.finish(pipeline.Generate(ctx, open, tok, a.request(f.samplingFlags)))
+}
+
+// generateRemote is the light client: no weights, everything through the mesh.
+func (a *app) generateRemote(ctx context.Context, f generateFlags) error {
+	switch {
+	case f.model != "":
+		return errors.New("--model runs the model locally; a light client (--bootstrap) names it with --model-cid")
+	case f.modelCID == "":
+		return errors.New("--bootstrap needs --model-cid: the CID of the model to use (imece model inspect prints it)")
+	case len(f.bootstrap) == 0:
+		return errors.New("--model-cid needs --bootstrap: a node to join the mesh through")
+	}
+	id, err := cid.Decode(f.modelCID)
+	if err != nil {
+		return fmt.Errorf("--model-cid: %w", err)
+	}
+	dir := f.data
+	if dir == "" {
+		if dir, err = defaultDataDir("client"); err != nil {
+			return err
+		}
+	}
+	n, err := node.Start(ctx,
+		node.WithDataDir(dir), node.WithBootstrap(f.bootstrap...), node.WithClientMode(),
+		node.WithNodeLogger(a.log), node.WithListen("/ip4/0.0.0.0/tcp/0"))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(a.stdout)
-	a.log.Info("generated",
-		"prompt_tokens", res.PromptTokens, "tokens", len(res.Tokens), "finish", res.Finish,
-		"prefill", res.Prefill.Round(time.Microsecond),
-		"decode_tokens_per_s", perSecond(len(res.Tokens)-1, res.Decode))
-	return err
+	defer n.Close()
+	mdl, err := n.OpenModel(ctx, id, f.wait)
+	if err != nil {
+		return err
+	}
+	defer mdl.Close()
+	return a.finish(mdl.Generate(ctx, a.request(f.samplingFlags)))
+}
+
+// defaultDataDir is where a node keeps its identity when --data is not given.
+func defaultDataDir(role string) (string, error) {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data and no user config directory: %w", err)
+	}
+	return filepath.Join(base, "imece", role), nil
 }
 
 func perSecond(n int, d time.Duration) string {

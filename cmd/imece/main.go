@@ -64,6 +64,8 @@ runs this one binary; there is no coordinator.`,
 		a.generateCmd(),
 		a.tokenizeCmd(),
 		a.modelCmd(),
+		a.nodeCmd(),
+		a.testnetCmd(),
 	)
 	return root
 }

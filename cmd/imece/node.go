@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imece/imece/node"
+	"github.com/imece/imece/pipeline"
+)
+
+type nodeFlags struct {
+	data        string
+	listen      []string
+	bootstrap   []string
+	model       string
+	layers      string
+	threads     int
+	mdns        bool
+	nat         bool
+	maxSessions int
+}
+
+func (a *app) nodeCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node: a volunteer serving layers of a model, or a bootstrap node",
+		Long: `Node joins the mesh and stays until interrupted (SIGINT or SIGTERM), then leaves
+cleanly: it withdraws its announcement and fails open sessions with a clear error,
+so their clients re-plan.
+
+With --model it is a volunteer: it serves the layers given by --layers (a:b, or
+auto for the range the network covers least that fits this machine's memory) and
+announces them in the DHT. Without --model it serves nothing and helps others find
+each other: a bootstrap node.
+
+At start it prints its full multiaddrs, one per line: pass one to other nodes as
+--bootstrap.`,
+		Example: `  imece node --data ./boot --listen /ip4/0.0.0.0/tcp/4001
+  imece node --data ./vol1 --bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3KooW... \
+      --model tinyllama.gguf --layers auto`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runNode(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", "", "directory for the node's identity (default: the user config dir's imece/node)")
+	fl.StringArrayVar(&f.listen, "listen", []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}, "multiaddr to listen on (repeatable)")
+	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a node to join through (repeatable)")
+	fl.StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory to serve layers of")
+	fl.StringVar(&f.layers, "layers", "auto", "layers to serve: a:b (first inclusive, last exclusive) or auto")
+	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	fl.BoolVar(&f.mdns, "mdns", true, "find peers on the local network with mDNS")
+	fl.BoolVar(&f.nat, "nat", true, "AutoNAT, hole punching and relay client for nodes behind NAT")
+	fl.IntVar(&f.maxSessions, "max-sessions", 0, "sessions served at once (default 16)")
+	return cmd
+}
+
+// parseLayers reads --layers: "auto" or "a:b".
+func parseLayers(s string) (node.Layers, error) {
+	if s == "auto" {
+		return node.Layers{Auto: true}, nil
+	}
+	a, b, ok := strings.Cut(s, ":")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 0 || first >= last {
+		return node.Layers{}, fmt.Errorf("--layers %q: want auto or a:b with 0 <= a < b", s)
+	}
+	return node.Layers{First: first, Last: last}, nil
+}
+
+func (a *app) runNode(ctx context.Context, f nodeFlags) error {
+	layers, err := parseLayers(f.layers)
+	if err != nil {
+		return err
+	}
+	if f.threads < 0 || f.maxSessions < 0 {
+		return fmt.Errorf("--threads and --max-sessions must not be negative")
+	}
+	if f.data == "" {
+		if f.data, err = defaultDataDir("node"); err != nil {
+			return err
+		}
+	}
+	opts := []node.Option{
+		node.WithDataDir(f.data), node.WithListen(f.listen...), node.WithBootstrap(f.bootstrap...),
+		node.WithLAN(f.mdns), node.WithNAT(f.nat), node.WithNodeLogger(a.log),
+	}
+	if f.model != "" {
+		m, err := openModel(f.model, a.log)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		be, err := a.newBackend(f.threads)
+		if err != nil {
+			return err
+		}
+		defer be.Close()
+		opts = append(opts, node.WithServe(m, be, layers))
+		if f.maxSessions > 0 {
+			opts = append(opts, node.WithServerOptions(pipeline.WithMaxSessions(f.maxSessions)))
+		}
+	}
+	n, err := node.Start(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	for _, addr := range n.Addrs() {
+		fmt.Fprintln(a.stdout, addr)
+	}
+	if id, r, ok := n.Serving(); ok {
+		fmt.Fprintf(a.stderr, "imece: serving layers %v of model %s\n", r, id)
+	} else {
+		fmt.Fprintln(a.stderr, "imece: bootstrap node, serving no layers")
+	}
+	<-ctx.Done()
+	fmt.Fprintln(a.stderr, "imece: leaving the network")
+	return n.Close()
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imece/imece/pipeline"
+	"github.com/imece/imece/pipeline/model"
+	"github.com/imece/imece/testnet"
+)
+
+type testnetFlags struct {
+	samplingFlags
+	nodes   int
+	model   string
+	threads int
+}
+
+func (a *app) testnetCmd() *cobra.Command {
+	var f testnetFlags
+	cmd := &cobra.Command{
+		Use:   "testnet",
+		Short: "Start a local cooperative in this process and generate text through it",
+		Long: `Testnet starts a bootstrap node and --nodes volunteers in this process, on loopback
+TCP, each a real node with its own identity, DHT and stage server, splits the
+model's layers among them, and then generates through them as a light client
+would: the client finds the volunteers through the DHT, fetches the tokenizer from
+them, and the activations flow node to node. The text goes to stdout, the network
+to stderr. Without --model it uses the embedded stories260K.`,
+		Example: `  imece testnet
+  imece testnet --nodes 5 --prompt "Once upon a time" --temperature 0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.testnet(cmd.Context(), f) },
+	}
+	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of volunteers")
+	cmd.Flags().StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
+	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads shared by the nodes (default: all cores)")
+	f.samplingFlags.register(cmd)
+	return cmd
+}
+
+func (a *app) testnet(ctx context.Context, f testnetFlags) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if f.nodes < 1 || f.nodes > 256 {
+		return fmt.Errorf("--nodes must be between 1 and 256, got %d", f.nodes)
+	}
+	opts := []testnet.Option{testnet.WithNodes(f.nodes), testnet.WithLogger(a.log), testnet.WithThreads(f.threads)}
+	if f.model != "" {
+		m, err := model.Open(f.model)
+		if err != nil {
+			return fmt.Errorf("load model: %w", err)
+		}
+		defer m.Close()
+		opts = append(opts, testnet.WithModel(m))
+	}
+	start := time.Now()
+	n, err := testnet.Start(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	fmt.Fprintf(a.stderr, "testnet: model %s (%s), %d layers\n", n.ModelID, n.Model.Path, n.Model.Config.Layers)
+	fmt.Fprintf(a.stderr, "testnet: bootstrap %s\n", n.Bootstrap.Addrs()[0])
+	for i, v := range n.Volunteers {
+		_, r, _ := v.Serving()
+		fmt.Fprintf(a.stderr, "testnet: node%d serves layers %v  %s\n", i+1, r, v.ID())
+	}
+	fmt.Fprintf(a.stderr, "testnet: %d nodes up in %v; generating through them\n", len(n.Volunteers)+1, time.Since(start).Round(time.Millisecond))
+	var route []pipeline.Hop
+	res, err := n.Generate(ctx, a.request(f.samplingFlags), pipeline.WithRouteObserver(func(r []pipeline.Hop) { route = r }))
+	if err := a.finish(res, err); err != nil {
+		return err
+	}
+	if len(route) > 0 {
+		fmt.Fprintf(a.stderr, "testnet: route %s\n", pipeline.FormatRoute(route))
+	}
+	fmt.Fprintf(a.stderr, "testnet: %d tokens, first after %v, then %s tokens/s\n",
+		len(res.Tokens), res.Prefill.Round(time.Millisecond), perSecond(len(res.Tokens)-1, res.Decode))
+	return nil
+}
