@@ -278,13 +278,21 @@ func (l *MeshLink) run(ctx context.Context, wake <-chan struct{}) {
 			attempt = false
 			stopRetry()
 			retry = nil
-			if missing := l.missing(); len(missing) > 0 {
+			missing := l.missing()
+			if len(missing) > 0 {
 				l.dial(ctx, missing)
 			}
 			if ctx.Err() != nil {
 				return
 			}
-			if still := l.missing(); len(still) > 0 {
+			still := l.missing()
+			if connected && len(still) < len(missing) && l.cfg.onReconnect != nil {
+				// A bootstrap node came back while we had other peers: it may
+				// have restarted with an empty DHT, so announce again.
+				l.cfg.log.Info("bootstrap peer back", "reconnected", len(missing)-len(still))
+				l.cfg.onReconnect()
+			}
+			if len(still) > 0 {
 				wait := b.next()
 				// Alone, this is the node's main problem; with other peers, a
 				// dead bootstrap node is retried quietly at the capped pace.
