@@ -30,6 +30,7 @@ type samplingFlags struct {
 	repeatPenalty float32
 	repeatLastN   int
 	seed          int64
+	pace          time.Duration
 }
 
 type generateFlags struct {
@@ -82,6 +83,8 @@ func (f *samplingFlags) register(cmd *cobra.Command) {
 	fl.Float32Var(&f.repeatPenalty, "repeat-penalty", 1.0, "penalty for recently seen tokens; 1 for none")
 	fl.IntVar(&f.repeatLastN, "repeat-last-n", 64, "how many recent tokens the repeat penalty considers")
 	fl.Int64Var(&f.seed, "seed", -1, "random seed for sampling; -1 picks one")
+	fl.DurationVar(&f.pace, "pace", 0, "wait this long after each token (failure drills and demos)")
+	fl.MarkHidden("pace")
 }
 
 func (f samplingFlags) validate() error {
@@ -136,7 +139,13 @@ func (a *app) request(f samplingFlags) pipeline.Request {
 		Prompt:    f.prompt,
 		MaxTokens: f.maxTokens,
 		Sampling:  f.sampling(),
-		OnText:    func(s string) error { _, err := io.WriteString(a.stdout, s); return err },
+		OnText: func(s string) error {
+			_, err := io.WriteString(a.stdout, s)
+			if f.pace > 0 {
+				time.Sleep(f.pace)
+			}
+			return err
+		},
 	}
 }
 
