@@ -122,7 +122,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Network, err error) {
 		if n.tmp, err = os.MkdirTemp("", "imece-testnet-"); err != nil {
 			return nil, err
 		}
-		cfg.dir = n.tmp
+		n.cfg.dir = n.tmp
 	}
 	var bopts []kernels.Option
 	if cfg.threads > 0 {
