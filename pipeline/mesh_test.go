@@ -52,7 +52,7 @@ func newMesh(t *testing.T) *mesh {
 
 func (ms *mesh) serve(first, last int, opts ...ServerOption) *meshNode {
 	h := newHost(ms.t)
-	srv, err := NewStageServer(h, ms.m, ms.id, newCPU(ms.t), first, last, append(opts, WithServerLogger(slog.Default()))...)
+	srv, err := NewStageServer(h, ms.m, ms.id, newCPU(ms.t), first, last, append([]ServerOption{WithServerLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		ms.t.Fatal(err)
 	}
@@ -84,7 +84,8 @@ func (ms *mesh) generate(ctx context.Context, client host.Host, prompt string, m
 	var remote *Remote
 	var text strings.Builder
 	open := func(ctx context.Context, maxLen int) (Runner, error) {
-		r, err := OpenRemote(ctx, client, ms.id, ms.m.Config.Layers, ms.m.Config.VocabSize, maxLen, ms.peers)
+		r, err := OpenRemote(ctx, client, ms.id, ms.m.Config.Layers, ms.m.Config.VocabSize, maxLen, ms.peers,
+			WithRemoteLogger(slog.New(slog.DiscardHandler)))
 		remote = r
 		return r, err
 	}
