@@ -131,6 +131,7 @@ const (
 	FrameTypeClose   FrameType = 6 // down the chain: the session is over
 )
 
+// String names the type for logs and errors.
 func (t FrameType) String() string {
 	switch t {
 	case FrameTypeOpen:
@@ -154,6 +155,7 @@ func (t FrameType) String() string {
 // session it opened.
 type SessionID [sessionLen]byte
 
+// String is the ID in hex, for logs.
 func (s SessionID) String() string { return hex.EncodeToString(s[:]) }
 
 // ActivationDType is how activations travel between stages. F32 is the default and
@@ -181,6 +183,7 @@ func (d ActivationDType) Size() int {
 
 func (d ActivationDType) valid() bool { return d == ActF32 || d == ActF16 }
 
+// String names the encoding for logs and errors.
 func (d ActivationDType) String() string {
 	switch d {
 	case ActF32:
@@ -226,6 +229,7 @@ const (
 	CodeNoSuchSession ErrorCode = 10
 )
 
+// String names the code for logs and error messages.
 func (c ErrorCode) String() string {
 	switch c {
 	case CodeBadRequest:
@@ -308,6 +312,7 @@ const (
 	KindActivations ForwardKind = 1
 )
 
+// String names the kind for logs and errors.
 func (k ForwardKind) String() string {
 	switch k {
 	case KindTokens:

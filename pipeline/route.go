@@ -43,6 +43,7 @@ type Hop struct {
 // LayerRange is the layers [First, Last).
 type LayerRange struct{ First, Last int }
 
+// String writes the range as layers are written in messages: [First, Last).
 func (r LayerRange) String() string { return fmt.Sprintf("[%d, %d)", r.First, r.Last) }
 
 // ErrUncovered means no chain exists: some layers are served by no candidate left
@@ -56,6 +57,7 @@ type UncoveredError struct {
 	Gaps []LayerRange
 }
 
+// Error names every gap, as in "layers [3, 5) and [9, 10) are not served ...".
 func (e *UncoveredError) Error() string {
 	var b strings.Builder
 	b.WriteString("pipeline: layers ")
