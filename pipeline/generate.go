@@ -84,6 +84,9 @@ type Result struct {
 	// Prefill is the time to process the prompt and produce the first token;
 	// Decode the time for the rest.
 	Prefill, Decode time.Duration
+	// Recoveries lists, for a generation through the mesh, how long each
+	// failover took, from the failure to the next token.
+	Recoveries []time.Duration
 }
 
 // Opener starts a sequence with room for maxLen positions: a local session, or
@@ -93,15 +96,15 @@ type Opener func(ctx context.Context, maxLen int) (Runner, error)
 // Generate tokenizes the prompt, opens a sequence just long enough for it and
 // req.MaxTokens more, and samples tokens, streaming their text to req.OnText. The
 // tokenizer must be the model's.
-func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Request) (Result, error) {
+func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Request) (res Result, err error) {
 	if req.MaxTokens <= 0 {
-		return Result{}, errors.New("max tokens must be positive")
+		return res, errors.New("max tokens must be positive")
 	}
 	prompt := tok.Encode(req.Prompt, true)
 	if len(prompt) == 0 {
-		return Result{}, errors.New("empty prompt: the tokenizer adds no BOS token, so give some text")
+		return res, errors.New("empty prompt: the tokenizer adds no BOS token, so give some text")
 	}
-	res := Result{PromptTokens: len(prompt)}
+	res.PromptTokens = len(prompt)
 	// The last sampled token is never fed back, hence the -1.
 	r, err := open(ctx, len(prompt)+req.MaxTokens-1)
 	if err != nil {
@@ -109,6 +112,9 @@ func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Re
 	}
 	if c, ok := r.(io.Closer); ok {
 		defer c.Close()
+	}
+	if rec, ok := r.(interface{ Recoveries() []time.Duration }); ok {
+		defer func() { res.Recoveries = rec.Recoveries() }()
 	}
 	vocab := tok.VocabSize()
 	logits := make([]float32, vocab)
