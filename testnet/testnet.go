@@ -29,7 +29,7 @@ type config struct {
 	threads   int
 	ttl       time.Duration
 	split     [][2]int
-	bootstrap bool
+	autoMax   int
 }
 
 // Option configures Start.
@@ -53,6 +53,19 @@ func WithModel(m *model.Model) Option { return func(c *config) error { c.model =
 // of an even split; it sets the number of nodes.
 func WithSplit(ranges ...[2]int) Option {
 	return func(c *config) error { c.split = ranges; c.nodes = len(ranges); return nil }
+}
+
+// WithAutoLayers makes every volunteer choose its own layers as `--layers auto`
+// does, each serving at most maxLayers, started one after another so each sees
+// the ones before.
+func WithAutoLayers(maxLayers int) Option {
+	return func(c *config) error {
+		if maxLayers < 1 {
+			return fmt.Errorf("auto layers: at most %d layers per node", maxLayers)
+		}
+		c.autoMax = maxLayers
+		return nil
+	}
 }
 
 // WithDir keeps the nodes' data directories under dir (default: a temporary
@@ -140,9 +153,13 @@ func Start(ctx context.Context, opts ...Option) (_ *Network, err error) {
 		split = Split(n.Model.Config.Layers, cfg.nodes)
 	}
 	for i, r := range split {
+		layers := node.Layers{First: r[0], Last: r[1]}
+		if cfg.autoMax > 0 {
+			layers = node.Layers{Auto: true, MaxLayers: cfg.autoMax}
+		}
 		v, err := n.start(ctx, fmt.Sprintf("node%d", i+1), []node.Option{
 			node.WithBootstrap(boot),
-			node.WithServe(n.Model, n.backend, node.Layers{First: r[0], Last: r[1]}),
+			node.WithServe(n.Model, n.backend, layers),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i+1, err)

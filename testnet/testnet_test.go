@@ -151,3 +151,34 @@ func TestReplicaCrash(t *testing.T) {
 		t.Fatalf("after the crash got %q", out.String())
 	}
 }
+
+// TestAutoLayers: volunteers started with --layers auto, each fitting two layers,
+// spread over the model where coverage is lowest, so three of them cover all five
+// layers, and a fourth doubles the weakest part.
+func TestAutoLayers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := Start(ctx, WithNodes(4), WithAutoLayers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var got []string
+	for _, v := range n.Volunteers {
+		_, r, _ := v.Serving()
+		got = append(got, r.String())
+	}
+	// An empty network fills from layer 0, then the uncovered layers come next.
+	// Where the fourth goes depends on the throughputs measured, so only its
+	// size is fixed.
+	want := []string{"[0, 2)", "[2, 4)", "[3, 5)"}
+	if strings.Join(got[:3], " ") != strings.Join(want, " ") {
+		t.Fatalf("chosen layers %v, want the first three %v", got, want)
+	}
+	if _, r, _ := n.Volunteers[3].Serving(); r.Last-r.First != 2 {
+		t.Fatalf("fourth node serves %v, want two layers", r)
+	}
+	if out := generate(t, n); out != reference {
+		t.Fatalf("got %q", out)
+	}
+}

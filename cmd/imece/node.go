@@ -22,6 +22,7 @@ type nodeFlags struct {
 	mdns        bool
 	nat         bool
 	maxSessions int
+	maxLayers   int
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -56,6 +57,7 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	fl.BoolVar(&f.mdns, "mdns", true, "find peers on the local network with mDNS")
 	fl.BoolVar(&f.nat, "nat", true, "AutoNAT, hole punching and relay client for nodes behind NAT")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "sessions served at once (default 16)")
+	fl.IntVar(&f.maxLayers, "max-layers", 0, "with --layers auto, serve at most this many layers (default: what fits in half the available memory)")
 	return cmd
 }
 
@@ -78,9 +80,10 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.threads < 0 || f.maxSessions < 0 {
-		return fmt.Errorf("--threads and --max-sessions must not be negative")
+	if f.threads < 0 || f.maxSessions < 0 || f.maxLayers < 0 {
+		return fmt.Errorf("--threads, --max-sessions and --max-layers must not be negative")
 	}
+	layers.MaxLayers = f.maxLayers
 	if f.data == "" {
 		if f.data, err = defaultDataDir("node"); err != nil {
 			return err
