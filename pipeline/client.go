@@ -61,6 +61,8 @@ type chainConn struct {
 	s     network.Stream
 	r     *FrameReader
 	w     *FrameWriter
+	res   network.Stream // Attach stream to the last stage, nil when results come up the chain
+	resR  *FrameReader
 	id    SessionID
 	route []Hop
 	pos   int
@@ -117,6 +119,9 @@ func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, add
 	switch f := f.(type) {
 	case *ReadyFrame:
 		s.SetDeadline(time.Time{})
+		if len(route) > 1 {
+			c.attach(dctx, h, vocab)
+		}
 		return c, nil
 	case *ErrorFrame:
 		s.Reset()
@@ -125,6 +130,30 @@ func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, add
 		s.Reset()
 		return nil, fail(fmt.Errorf("first stage answered %s", f.Type()))
 	}
+}
+
+// attach opens a stream straight to the last stage for the results, saving them
+// a trip back through every stage. Without it (the last stage unreachable from
+// here, say) results still come up the chain.
+func (c *chainConn) attach(ctx context.Context, h host.Host, vocab int) {
+	last := peer.ID(c.route[len(c.route)-1].Peer)
+	s, err := h.NewStream(ctx, last, StageProtocol)
+	if err != nil {
+		return
+	}
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	r := NewFrameReader(s, max(MaxErrorFrameLen, ResultFrameLen(vocab)))
+	if err := WriteFrame(s, &AttachFrame{Session: c.id}); err != nil {
+		s.Reset()
+		return
+	}
+	if f, err := r.ReadFrame(); err != nil || f.Type() != FrameTypeReady {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Time{})
+	c.res, c.resR = s, r
 }
 
 // hopError turns an error frame into a HopError naming the peer at fault.
@@ -137,14 +166,18 @@ func (c *chainConn) hopError(f *ErrorFrame) *HopError {
 }
 
 // forward sends tokens at the session's next positions; unless noResult, it waits
-// for the logits of the last one.
-func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, logits []float32) error {
+// for the logits of the last one. With topK > 0 only the topK largest logits come
+// back; the others are set to -Inf.
+func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, topK int, logits []float32) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(writeTimeout)
 	}
 	c.s.SetDeadline(deadline)
 	c.tok = ForwardFrame{Session: c.id, Pos: c.pos, NoResult: noResult, Kind: KindTokens, Tokens: tokens}
+	if !noResult && topK > 0 && topK < len(logits) {
+		c.tok.TopK = topK
+	}
 	if err := c.w.WriteFrame(&c.tok); err != nil {
 		return c.streamError(err)
 	}
@@ -152,9 +185,17 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 	if noResult {
 		return nil
 	}
+	r := c.r
+	if c.res != nil {
+		c.res.SetDeadline(deadline)
+		r = c.resR
+	}
 	for {
-		f, err := c.r.ReadFrame()
+		f, err := r.ReadFrame()
 		if err != nil {
+			if r == c.resR {
+				return c.resultsLost(err)
+			}
 			return c.streamError(err)
 		}
 		switch f := f.(type) {
@@ -165,11 +206,15 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 				return &HopError{Hop: len(c.route) - 1, Peer: peer.ID(c.route[len(c.route)-1].Peer), Code: CodeHopFailed,
 					Message: fmt.Sprintf("result for position %d, expected %d", f.Pos, c.pos-1)}
 			}
-			if len(f.Logits) != len(logits) {
+			if f.Vocab != len(logits) || (f.IDs != nil && len(f.IDs) > max(c.tok.TopK, 0)) {
 				return &HopError{Hop: len(c.route) - 1, Peer: peer.ID(c.route[len(c.route)-1].Peer), Code: CodeHopFailed,
-					Message: fmt.Sprintf("%d logits, vocabulary of %d", len(f.Logits), len(logits))}
+					Message: fmt.Sprintf("%d logits of a vocabulary of %d, want %d (top %d)", len(f.Logits), f.Vocab, len(logits), c.tok.TopK)}
 			}
-			copy(logits, f.Logits)
+			if f.IDs == nil {
+				copy(logits, f.Logits)
+			} else {
+				scatter(logits, f.IDs, f.Logits)
+			}
 			return nil
 		case *ErrorFrame:
 			return c.hopError(f)
@@ -177,6 +222,23 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 			return &HopError{Hop: 0, Peer: peer.ID(c.route[0].Peer), Code: CodeHopFailed, Message: fmt.Sprintf("unexpected %s frame", f.Type())}
 		}
 	}
+}
+
+// resultsLost explains a broken Attach stream: the session ended somewhere in
+// the chain, and the error frame saying where comes up the main stream.
+func (c *chainConn) resultsLost(err error) error {
+	c.s.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		f, rerr := c.r.ReadFrame()
+		if rerr != nil {
+			break
+		}
+		if e, ok := f.(*ErrorFrame); ok {
+			return c.hopError(e)
+		}
+	}
+	last := len(c.route) - 1
+	return &HopError{Hop: last, Peer: peer.ID(c.route[last].Peer), Code: CodeHopFailed, Message: "result stream: " + err.Error()}
 }
 
 // streamError blames the first hop for a broken stream to it: every other
@@ -192,6 +254,17 @@ func (c *chainConn) close() {
 	c.s.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	c.w.WriteFrame(&CloseFrame{Session: c.id})
 	c.s.Close()
+	if c.res != nil {
+		c.res.Close()
+	}
+}
+
+// reset abandons the chain at once.
+func (c *chainConn) reset() {
+	c.s.Reset()
+	if c.res != nil {
+		c.res.Reset()
+	}
 }
 
 // PeerSource lists the peers serving a model now, e.g. from the DHT coverage view.
@@ -212,6 +285,7 @@ type Remote struct {
 	cfg    remoteConfig
 
 	chain    *chainConn
+	topK     int
 	history  [][]int32 // batches sent, in order
 	excluded []string
 	failover int
@@ -324,7 +398,7 @@ func (r *Remote) recoverable(err error) bool {
 // sequence so far.
 func (r *Remote) reopen(ctx context.Context) error {
 	if r.chain != nil {
-		r.chain.s.Reset()
+		r.chain.reset()
 		r.chain = nil
 	}
 	peers, err := r.peers(ctx)
@@ -346,8 +420,8 @@ func (r *Remote) reopen(ctx context.Context) error {
 		return err
 	}
 	for _, batch := range r.history {
-		if err := c.forward(ctx, batch, true, nil); err != nil {
-			c.s.Reset()
+		if err := c.forward(ctx, batch, true, 0, nil); err != nil {
+			c.reset()
 			return err
 		}
 	}
@@ -395,7 +469,7 @@ func (r *Remote) Forward(ctx context.Context, tokens []int32, logits []float32) 
 			return ctx.Err()
 		}
 		if r.chain != nil {
-			r.chain.s.Reset()
+			r.chain.reset()
 			r.chain = nil
 		}
 		if failedAt.IsZero() {
@@ -416,13 +490,18 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 		batches = append(batches, slices.Clone(tokens[off:min(off+r.cfg.chunk, len(tokens))]))
 	}
 	for i, b := range batches {
-		if err := r.chain.forward(ctx, b, i < len(batches)-1, logits); err != nil {
+		if err := r.chain.forward(ctx, b, i < len(batches)-1, r.topK, logits); err != nil {
 			return err
 		}
 	}
 	r.history = append(r.history, batches...)
 	return nil
 }
+
+// SetTopK asks for only the k largest logits of each result (0: all of them),
+// which is all a sampler keeping the top k needs: on every hop back the result
+// shrinks from the vocabulary to k. Generate sets it from the sampling settings.
+func (r *Remote) SetTopK(k int) { r.topK = max(k, 0) }
 
 // Close ends the session on every stage.
 func (r *Remote) Close() error {

@@ -32,12 +32,15 @@ import (
 //	         tail hop: peerLen u16 | peer | first u16 | last u16 |
 //	                   addrCount u16 | (addrLen u16 | addr) × addrCount
 //	Ready    session [16]
-//	Forward  session [16] | pos u32 | n u32 | flags u8 | kind u8 | body
+//	Forward  session [16] | pos u32 | n u32 | flags u8 | kind u8 | [topK u32] | body
+//	         flags: bit 0 NoResult, bit 1 TopK (the topK field is present)
 //	         kind 0 (tokens):      n × int32
 //	         kind 1 (activations): dtype u8 | width u32 | n × width × (f32 | f16)
-//	Result   session [16] | pos u32 | vocab u32 | vocab × f32
+//	Result   session [16] | pos u32 | vocab u32 | count u32 |
+//	         [count × int32 ids, when count < vocab] | count × f32
 //	Error    session [16] | code u16 | hop u16 | peerLen u16 | peer | msgLen u16 | msg
 //	Close    session [16]
+//	Attach   session [16]
 //
 // A Forward frame names its activation dtype although Open fixed it for the
 // session: the decoder then needs no session state, and a stage can tell a
@@ -75,7 +78,7 @@ const (
 // reader by ForwardFrameLen(maxLen, width, dtype) once the session is open, since
 // prefill sends at most the whole context in one frame.
 func ForwardFrameLen(rows, width int, dt ActivationDType) int {
-	const fixed = 2 + sessionLen + 4 + 4 + 1 + 1
+	const fixed = 2 + sessionLen + 4 + 4 + 1 + 1 + 4
 	if width == 0 {
 		return fixed + 4*rows
 	}
@@ -84,7 +87,7 @@ func ForwardFrameLen(rows, width int, dt ActivationDType) int {
 
 // ResultFrameLen is the length of a Result frame with vocab logits: what a client
 // (or the stage before the last) bounds its downstream reader by.
-func ResultFrameLen(vocab int) int { return 2 + sessionLen + 4 + 4 + 4*vocab }
+func ResultFrameLen(vocab int) int { return 2 + sessionLen + 4 + 4 + 4 + 4*vocab }
 
 const (
 	sessionLen  = 16
@@ -129,6 +132,7 @@ const (
 	FrameTypeResult  FrameType = 4 // back up the chain: the logits after a Forward
 	FrameTypeError   FrameType = 5 // back up the chain: the session failed here or below
 	FrameTypeClose   FrameType = 6 // down the chain: the session is over
+	FrameTypeAttach  FrameType = 7 // client → last stage: send this session's results here
 )
 
 // String names the type for logs and errors.
@@ -146,6 +150,8 @@ func (t FrameType) String() string {
 		return "Error"
 	case FrameTypeClose:
 		return "Close"
+	case FrameTypeAttach:
+		return "Attach"
 	}
 	return fmt.Sprintf("FrameType(%d)", uint8(t))
 }
@@ -301,6 +307,12 @@ type ReadyFrame struct{ Session SessionID }
 // CloseFrame ends a session; each stage frees it and passes the Close on.
 type CloseFrame struct{ Session SessionID }
 
+// AttachFrame opens a second stream of a session, from the client straight to the
+// last stage, which then sends its results there rather than back up the chain:
+// one hop for the logits instead of one per stage. The session ID, known only to
+// the chain and its client, is the capability. The stage answers Ready.
+type AttachFrame struct{ Session SessionID }
+
 // ForwardKind says what a Forward frame's rows are.
 type ForwardKind uint8
 
@@ -323,8 +335,11 @@ func (k ForwardKind) String() string {
 	return fmt.Sprintf("ForwardKind(%d)", uint8(k))
 }
 
-// flagNoResult is bit 0 of a Forward frame's flags; the other bits must be zero.
-const flagNoResult = 1
+// Bits of a Forward frame's flags; the others must be zero.
+const (
+	flagNoResult = 1 << 0
+	flagTopK     = 1 << 1
+)
 
 // ForwardFrame carries rows for consecutive positions Pos, Pos+1, ... down the
 // chain: a whole prompt at prefill, one position per decoded token.
@@ -345,6 +360,10 @@ type ForwardFrame struct {
 	Width int
 	// DType is how Acts travel; decoding always yields float32.
 	DType ActivationDType
+	// TopK, when positive, asks the last stage for only the TopK largest logits
+	// with their token ids instead of the whole vocabulary: all a sampler that
+	// keeps the top K needs, at a fraction of the bytes on every hop back.
+	TopK int
 }
 
 // Rows is the number of positions the frame carries.
@@ -358,13 +377,18 @@ func (f *ForwardFrame) Rows() int {
 	return len(f.Acts) / f.Width
 }
 
-// ResultFrame returns the logits that follow position Pos to the client.
+// ResultFrame returns the logits that follow position Pos to the client: all of
+// them (IDs nil, len(Logits) == Vocab), or the largest few with their ids.
 type ResultFrame struct {
 	Session SessionID
 	// Pos is the position whose next-token logits these are: the last row of the
 	// Forward that asked for them.
 	Pos int
-	// Logits has one value per vocabulary entry.
+	// Vocab is the vocabulary size.
+	Vocab int
+	// IDs are the token ids of Logits when the result is sparse; nil when Logits
+	// holds one value per vocabulary entry.
+	IDs    []int32
 	Logits []float32
 }
 
@@ -400,6 +424,9 @@ func (*ErrorFrame) Type() FrameType { return FrameTypeError }
 // Type implements Frame.
 func (*CloseFrame) Type() FrameType { return FrameTypeClose }
 
+// Type implements Frame.
+func (*AttachFrame) Type() FrameType { return FrameTypeAttach }
+
 // SessionID implements Frame.
 func (f *OpenFrame) SessionID() SessionID { return f.Session }
 
@@ -417,6 +444,9 @@ func (f *ErrorFrame) SessionID() SessionID { return f.Session }
 
 // SessionID implements Frame.
 func (f *CloseFrame) SessionID() SessionID { return f.Session }
+
+// SessionID implements Frame.
+func (f *AttachFrame) SessionID() SessionID { return f.Session }
 
 // AppendFrame appends f's encoding, length prefix included, to dst. It checks every
 // field against the bounds a reader enforces, so what it writes a reader accepts
@@ -492,14 +522,15 @@ type FrameReader struct {
 	buf []byte
 
 	// One frame of each type, decoded into in place, and the slices they borrow.
-	open  OpenFrame
-	ready ReadyFrame
-	fwd   ForwardFrame
-	res   ResultFrame
-	errf  ErrorFrame
-	close CloseFrame
-	f32   []float32
-	i32   []int32
+	open   OpenFrame
+	ready  ReadyFrame
+	fwd    ForwardFrame
+	res    ResultFrame
+	errf   ErrorFrame
+	close  CloseFrame
+	attach AttachFrame
+	f32    []float32
+	i32    []int32
 }
 
 // NewFrameReader returns a reader of frames from r whose length field is at most
@@ -563,6 +594,9 @@ func (r *FrameReader) decode(b []byte) (Frame, error) {
 	case FrameTypeClose:
 		r.close = CloseFrame{Session: c.session()}
 		f = &r.close
+	case FrameTypeAttach:
+		r.attach = AttachFrame{Session: c.session()}
+		f = &r.attach
 	default:
 		return nil, fmt.Errorf("%w: %w %d", ErrBadFrame, ErrFrameType, b[1])
 	}
@@ -623,11 +657,18 @@ func (r *FrameReader) decodeForward(c *cursor) Frame {
 	if c.err != nil {
 		return f
 	}
-	if flags&^flagNoResult != 0 {
+	if flags&^(flagNoResult|flagTopK) != 0 {
 		c.fail("unknown flags %#x", flags)
 		return f
 	}
 	f.NoResult = flags&flagNoResult != 0
+	if flags&flagTopK != 0 {
+		f.TopK = int(c.u32("top k"))
+		if c.err == nil && f.TopK == 0 {
+			c.fail("top k of 0")
+			return f
+		}
+	}
 	if n == 0 {
 		c.fail("Forward of 0 rows")
 		return f
@@ -676,15 +717,32 @@ func (r *FrameReader) decodeResult(c *cursor) Frame {
 	f := &r.res
 	*f = ResultFrame{Session: c.session(), Pos: int(c.u32("position"))}
 	v := uint64(c.u32("vocab"))
+	n := uint64(c.u32("count"))
 	if c.err != nil {
 		return f
 	}
-	if v == 0 || uint64(len(c.p)) != 4*v {
-		c.fail("vocab %d needs %d bytes, payload has %d", v, 4*v, len(c.p))
+	f.Vocab = int(v)
+	per := uint64(4)
+	if n < v {
+		per = 8
+	}
+	if v == 0 || n == 0 || n > v || uint64(len(c.p)) != per*n {
+		c.fail("%d of a vocabulary of %d logits do not fill %d bytes", n, v, len(c.p))
 		return f
 	}
-	r.f32 = grown(r.f32, int(v))
-	f.Logits = r.f32[:v:v]
+	if n < v {
+		r.i32 = grown(r.i32, int(n))
+		f.IDs = r.i32[:n:n]
+		getI32s(f.IDs, c.take(int(4*n), "ids"))
+		for _, id := range f.IDs {
+			if id < 0 || uint64(id) >= v {
+				c.fail("token id %d outside the vocabulary of %d", id, v)
+				return f
+			}
+		}
+	}
+	r.f32 = grown(r.f32, int(n))
+	f.Logits = r.f32[:n:n]
 	getF32s(f.Logits, c.rest())
 	return f
 }
@@ -858,6 +916,8 @@ func (f *ReadyFrame) appendPayload(b []byte) ([]byte, error) { return append(b, 
 
 func (f *CloseFrame) appendPayload(b []byte) ([]byte, error) { return append(b, f.Session[:]...), nil }
 
+func (f *AttachFrame) appendPayload(b []byte) ([]byte, error) { return append(b, f.Session[:]...), nil }
+
 func (f *ForwardFrame) appendPayload(b []byte) ([]byte, error) {
 	if f.Pos < 0 || uint64(f.Pos) > math.MaxUint32 {
 		return b, badFrame("Forward: position %d out of range", f.Pos)
@@ -865,6 +925,12 @@ func (f *ForwardFrame) appendPayload(b []byte) ([]byte, error) {
 	var flags byte
 	if f.NoResult {
 		flags |= flagNoResult
+	}
+	if f.TopK < 0 || uint64(f.TopK) > math.MaxUint32 {
+		return b, badFrame("Forward: top k %d", f.TopK)
+	}
+	if f.TopK > 0 {
+		flags |= flagTopK
 	}
 	switch f.Kind {
 	case KindTokens:
@@ -906,19 +972,39 @@ func appendForwardHead(b []byte, f *ForwardFrame, rows uint32, flags byte) []byt
 	b = append(b, f.Session[:]...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(f.Pos))
 	b = binary.LittleEndian.AppendUint32(b, rows)
-	return append(b, flags, byte(f.Kind))
+	b = append(b, flags, byte(f.Kind))
+	if f.TopK > 0 {
+		b = binary.LittleEndian.AppendUint32(b, uint32(f.TopK))
+	}
+	return b
 }
 
 func (f *ResultFrame) appendPayload(b []byte) ([]byte, error) {
+	n := len(f.Logits)
 	switch {
 	case f.Pos < 0 || uint64(f.Pos) > math.MaxUint32:
 		return b, badFrame("Result: position %d out of range", f.Pos)
-	case len(f.Logits) == 0 || uint64(len(f.Logits)) > math.MaxUint32:
-		return b, badFrame("Result: %d logits", len(f.Logits))
+	case f.Vocab <= 0 || uint64(f.Vocab) > math.MaxUint32:
+		return b, badFrame("Result: vocabulary of %d", f.Vocab)
+	case n == 0 || n > f.Vocab:
+		return b, badFrame("Result: %d logits for a vocabulary of %d", n, f.Vocab)
+	case f.IDs == nil && n != f.Vocab:
+		return b, badFrame("Result: %d dense logits for a vocabulary of %d", n, f.Vocab)
+	case f.IDs != nil && (len(f.IDs) != n || n == f.Vocab):
+		return b, badFrame("Result: %d ids for %d logits of a vocabulary of %d", len(f.IDs), n, f.Vocab)
+	}
+	for _, id := range f.IDs {
+		if id < 0 || int(id) >= f.Vocab {
+			return b, badFrame("Result: token id %d outside the vocabulary of %d", id, f.Vocab)
+		}
 	}
 	b = append(b, f.Session[:]...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(f.Pos))
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Logits)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(f.Vocab))
+	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	if f.IDs != nil {
+		b = appendI32s(b, f.IDs)
+	}
 	return appendF32s(b, f.Logits), nil
 }
 

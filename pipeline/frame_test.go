@@ -43,12 +43,15 @@ func validFrames() map[string]Frame {
 			Session: testSession, Pos: math.MaxUint32, NoResult: true, Kind: KindActivations,
 			Acts: acts, Width: 3, DType: ActF16,
 		},
-		"result": &ResultFrame{Session: testSession, Pos: 9, Logits: []float32{-1, 0, 3.5, float32(math.Inf(1))}},
+		"result":        &ResultFrame{Session: testSession, Pos: 9, Vocab: 4, Logits: []float32{-1, 0, 3.5, float32(math.Inf(1))}},
+		"result top-k":  &ResultFrame{Session: testSession, Pos: 9, Vocab: 32000, IDs: []int32{31999, 7}, Logits: []float32{3.5, -1}},
+		"forward top-k": &ForwardFrame{Session: testSession, Pos: 3, Kind: KindTokens, Tokens: []int32{5}, TopK: 40},
 		"error": &ErrorFrame{
 			Session: testSession, Code: CodeHopFailed, Hop: 2, Peer: "peer-c", Message: "dial: connection refused",
 		},
 		"error-unknown-code": &ErrorFrame{Session: testSession, Code: 999},
 		"close":              &CloseFrame{Session: testSession},
+		"attach":             &AttachFrame{Session: testSession},
 	}
 }
 
@@ -106,7 +109,7 @@ func TestForwardFrameF16(t *testing.T) {
 	in := []float32{0, 1, -2.5, 65504, 1e6, 1.0 / 3, 6e-8, float32(math.Inf(-1))}
 	f := &ForwardFrame{Session: testSession, Kind: KindActivations, Acts: in, Width: 2, DType: ActF16}
 	b := mustAppend(t, f)
-	if want := ForwardFrameLen(4, 2, ActF16) + 4; len(b) != want {
+	if want := ForwardFrameLen(4, 2, ActF16); len(b) != want {
 		t.Fatalf("%d bytes, want %d", len(b), want)
 	}
 	got, err := ReadFrame(bytes.NewReader(b), len(b))
@@ -126,10 +129,10 @@ func TestFrameLengthHelpers(t *testing.T) {
 		f    Frame
 		want int
 	}{
-		{&ForwardFrame{Kind: KindActivations, Acts: acts, Width: 7}, ForwardFrameLen(5, 7, ActF32)},
-		{&ForwardFrame{Kind: KindActivations, Acts: acts, Width: 7, DType: ActF16}, ForwardFrameLen(5, 7, ActF16)},
-		{&ForwardFrame{Kind: KindTokens, Tokens: make([]int32, 5)}, ForwardFrameLen(5, 0, ActF32)},
-		{&ResultFrame{Logits: make([]float32, 11)}, ResultFrameLen(11)},
+		{&ForwardFrame{Kind: KindActivations, Acts: acts, Width: 7, TopK: 1}, ForwardFrameLen(5, 7, ActF32)},
+		{&ForwardFrame{Kind: KindActivations, Acts: acts, Width: 7, DType: ActF16, TopK: 1}, ForwardFrameLen(5, 7, ActF16)},
+		{&ForwardFrame{Kind: KindTokens, Tokens: make([]int32, 5), TopK: 9}, ForwardFrameLen(5, 0, ActF32)},
+		{&ResultFrame{Vocab: 11, Logits: make([]float32, 11)}, ResultFrameLen(11)},
 		{largestOpen(), MaxOpenFrameLen},
 		{&ErrorFrame{Code: CodeInternal, Peer: strings.Repeat("p", MaxPeerIDBytes), Message: strings.Repeat("m", MaxMessageBytes)}, MaxErrorFrameLen},
 	} {
@@ -222,7 +225,7 @@ func TestReadFrameRejects(t *testing.T) {
 		{"version 2", raw(2, FrameTypeClose, le(s)), ErrFrameVersion},
 		{"version 2 is bad", raw(2, FrameTypeClose, le(s)), ErrBadFrame},
 		{"type 0", raw(1, 0, le(s)), ErrFrameType},
-		{"type 7", raw(1, 7, le(s)), ErrFrameType},
+		{"type 8", raw(1, 8, le(s)), ErrFrameType},
 		{"type 255 is bad", raw(1, 255, le(s)), ErrBadFrame},
 		{"close trailing", raw(1, FrameTypeClose, le(s, u8(0))), ErrBadFrame},
 		{"ready short session", raw(1, FrameTypeReady, s[:15]), ErrBadFrame},
@@ -267,10 +270,16 @@ func TestReadFrameRejects(t *testing.T) {
 		{"forward acts dtype 2", raw(1, FrameTypeForward, le(fwdHead(1, 0, 1), u8(2), u32(1), u32(0))), ErrBadFrame},
 		{"forward head cut", raw(1, FrameTypeForward, le(s, u32(0), u32(1))), ErrBadFrame},
 
-		{"result fine", raw(1, FrameTypeResult, le(s, u32(0), u32(1), u32(0))), nil},
-		{"result vocab 0", raw(1, FrameTypeResult, le(s, u32(0), u32(0))), ErrBadFrame},
-		{"result vocab mismatch", raw(1, FrameTypeResult, le(s, u32(0), u32(2), u32(0))), ErrBadFrame},
-		{"result vocab overflows", raw(1, FrameTypeResult, le(s, u32(0), u32(math.MaxUint32), u32(0))), ErrBadFrame},
+		{"result fine", raw(1, FrameTypeResult, le(s, u32(0), u32(1), u32(1), u32(0))), nil},
+		{"result sparse fine", raw(1, FrameTypeResult, le(s, u32(0), u32(9), u32(1), u32(8), u32(0))), nil},
+		{"result vocab 0", raw(1, FrameTypeResult, le(s, u32(0), u32(0), u32(0))), ErrBadFrame},
+		{"result count 0", raw(1, FrameTypeResult, le(s, u32(0), u32(3), u32(0))), ErrBadFrame},
+		{"result count past vocab", raw(1, FrameTypeResult, le(s, u32(0), u32(1), u32(2), u32(0), u32(0))), ErrBadFrame},
+		{"result vocab mismatch", raw(1, FrameTypeResult, le(s, u32(0), u32(2), u32(2), u32(0))), ErrBadFrame},
+		{"result id past vocab", raw(1, FrameTypeResult, le(s, u32(0), u32(9), u32(1), u32(9), u32(0))), ErrBadFrame},
+		{"result negative id", raw(1, FrameTypeResult, le(s, u32(0), u32(9), u32(1), u32(math.MaxUint32), u32(0))), ErrBadFrame},
+		{"result vocab overflows", raw(1, FrameTypeResult, le(s, u32(0), u32(math.MaxUint32), u32(math.MaxUint32), u32(0))), ErrBadFrame},
+		{"forward top-k 0", raw(1, FrameTypeForward, le(s, u32(0), u32(1), u8(2), u8(0), u32(0), u32(5))), ErrBadFrame},
 
 		{"error fine", raw(1, FrameTypeError, le(s, u16(1), u16(0), u16(0), u16(0))), nil},
 		{"error code 0", raw(1, FrameTypeError, le(s, u16(0), u16(0), u16(0), u16(0))), ErrBadFrame},
@@ -408,8 +417,12 @@ func TestAppendFrameRejects(t *testing.T) {
 		{"forward dtype", &ForwardFrame{Kind: KindActivations, Acts: []float32{1}, Width: 1, DType: 3}},
 		{"forward kind", &ForwardFrame{Kind: 5, Tokens: []int32{1}}},
 		{"forward pos", &ForwardFrame{Kind: KindTokens, Tokens: []int32{1}, Pos: -1}},
-		{"result no logits", &ResultFrame{}},
-		{"result pos", &ResultFrame{Logits: []float32{1}, Pos: math.MaxUint32 + 1}},
+		{"result no logits", &ResultFrame{Vocab: 3}},
+		{"result pos", &ResultFrame{Vocab: 1, Logits: []float32{1}, Pos: math.MaxUint32 + 1}},
+		{"result dense short", &ResultFrame{Vocab: 3, Logits: []float32{1}}},
+		{"result ids mismatch", &ResultFrame{Vocab: 3, IDs: []int32{1, 2}, Logits: []float32{1}}},
+		{"result id past vocab", &ResultFrame{Vocab: 3, IDs: []int32{3}, Logits: []float32{1}}},
+		{"forward negative top-k", &ForwardFrame{Kind: KindTokens, Tokens: []int32{1}, TopK: -1}},
 		{"error code 0", &ErrorFrame{}},
 		{"error hop", &ErrorFrame{Code: CodeBusy, Hop: -1}},
 		{"error peer", &ErrorFrame{Code: CodeBusy, Peer: strings.Repeat("p", MaxPeerIDBytes+1)}},
@@ -628,11 +641,12 @@ func frameEqual(a, b Frame) bool {
 	case *ForwardFrame:
 		y, ok := b.(*ForwardFrame)
 		return ok && x.Session == y.Session && x.Pos == y.Pos && x.NoResult == y.NoResult &&
-			x.Kind == y.Kind && x.Width == y.Width && x.DType == y.DType &&
+			x.Kind == y.Kind && x.Width == y.Width && x.DType == y.DType && x.TopK == y.TopK &&
 			slices.Equal(x.Tokens, y.Tokens) && slices.EqualFunc(x.Acts, y.Acts, floatEq)
 	case *ResultFrame:
 		y, ok := b.(*ResultFrame)
-		return ok && x.Session == y.Session && x.Pos == y.Pos && slices.EqualFunc(x.Logits, y.Logits, floatEq)
+		return ok && x.Session == y.Session && x.Pos == y.Pos && x.Vocab == y.Vocab &&
+			slices.Equal(x.IDs, y.IDs) && slices.EqualFunc(x.Logits, y.Logits, floatEq)
 	case *ErrorFrame:
 		y, ok := b.(*ErrorFrame)
 		return ok && *x == *y
@@ -641,6 +655,9 @@ func frameEqual(a, b Frame) bool {
 		return ok && *x == *y
 	case *CloseFrame:
 		y, ok := b.(*CloseFrame)
+		return ok && *x == *y
+	case *AttachFrame:
+		y, ok := b.(*AttachFrame)
 		return ok && *x == *y
 	}
 	return false

@@ -93,6 +93,25 @@ type Result struct {
 // sessions on every stage of a chain.
 type Opener func(ctx context.Context, maxLen int) (Runner, error)
 
+// candidatesNeeded is how many of the largest logits the sampler can need: the
+// one greedy decoding takes, or the K top-k sampling keeps, plus one for each
+// token the repetition penalty may push down (a penalised token only loses rank,
+// so the K best after the penalty are among the K+N best before it). 0 means all:
+// sampling without top-k needs the whole distribution.
+func candidatesNeeded(s llama.SamplerConfig) int {
+	k := s.TopK
+	if s.Temperature <= 0 {
+		k = 1
+	}
+	if k <= 0 {
+		return 0
+	}
+	if s.RepeatPenalty != 0 && s.RepeatPenalty != 1 {
+		k += s.RepeatLastN
+	}
+	return k
+}
+
 // Generate tokenizes the prompt, opens a sequence just long enough for it and
 // req.MaxTokens more, and samples tokens, streaming their text to req.OnText. The
 // tokenizer must be the model's.
@@ -112,6 +131,9 @@ func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Re
 	}
 	if c, ok := r.(io.Closer); ok {
 		defer c.Close()
+	}
+	if t, ok := r.(interface{ SetTopK(int) }); ok {
+		t.SetTopK(candidatesNeeded(req.Sampling))
 	}
 	if rec, ok := r.(interface{ Recoveries() []time.Duration }); ok {
 		defer func() { res.Recoveries = rec.Recoveries() }()

@@ -113,6 +113,7 @@ type StageServer struct {
 	mu       sync.Mutex
 	stages   map[LayerRange]*llama.Stage
 	sessions map[*stageSession]struct{}
+	lastByID map[SessionID]*stageSession // sessions this server ends, for Attach
 	kvUsed   int64
 	served   int
 	closed   bool
@@ -139,6 +140,7 @@ func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend,
 		h: h, m: m, model: id, be: be, first: first, last: last, cfg: cfg,
 		stages:   map[LayerRange]*llama.Stage{},
 		sessions: map[*stageSession]struct{}{},
+		lastByID: map[SessionID]*stageSession{},
 	}
 	if _, err := s.stage(LayerRange{first, last}); err != nil {
 		return nil, err
@@ -300,6 +302,9 @@ func (s *StageServer) release(se *stageSession) {
 		return
 	}
 	delete(s.sessions, se)
+	if s.lastByID[se.id] == se {
+		delete(s.lastByID, se.id)
+	}
 	s.kvUsed -= se.kv
 	s.wg.Done()
 }
@@ -316,15 +321,22 @@ type stageSession struct {
 
 	up     network.Stream
 	upR    *FrameReader
-	upMu   sync.Mutex // guards upW: results and relayed frames come from two goroutines
+	upMu   sync.Mutex // guards upW, res and resW: results and relayed frames come from two goroutines
 	upW    *FrameWriter
+	res    network.Stream // the client's Attach stream, where results go when present
+	resW   *FrameWriter
 	down   network.Stream
 	downW  *FrameWriter
 	downID peer.ID
 
 	eng    *llama.Session
+	dtype  ActivationDType
 	x      []float32 // first stage: embedded rows
 	logits []float32
+	top    topK
+	// Frames reused for every token, so serving a token allocates nothing.
+	fwdOut ForwardFrame
+	resOut ResultFrame
 
 	failOnce  sync.Once
 	ended     chan struct{}
@@ -343,6 +355,10 @@ func (s *StageServer) handle(up network.Stream) {
 	if err != nil {
 		s.cfg.log.Debug("stage stream without an open frame", "peer", up.Conn().RemotePeer(), "err", err)
 		se.reject(CodeBadRequest, 0, fmt.Sprintf("reading the open frame: %v", err))
+		return
+	}
+	if a, ok := f.(*AttachFrame); ok {
+		s.attach(up, se.upW, a)
 		return
 	}
 	o, ok := f.(*OpenFrame)
@@ -371,8 +387,48 @@ func (s *StageServer) handle(up network.Stream) {
 			<-se.relayDone
 		}
 	}()
+	if se.last {
+		s.mu.Lock()
+		if _, dup := s.lastByID[se.id]; !dup {
+			s.lastByID[se.id] = se
+		}
+		s.mu.Unlock()
+	}
 	se.log.Debug("session open", "layers", LayerRange{o.First, o.Last}, "max_len", o.MaxLen, "downstream", se.downID)
 	se.serve(o)
+}
+
+// attach makes stream the destination of a session's results, until the session
+// ends.
+func (s *StageServer) attach(stream network.Stream, w *FrameWriter, a *AttachFrame) {
+	s.mu.Lock()
+	se := s.lastByID[a.Session]
+	s.mu.Unlock()
+	refuse := func(code ErrorCode, msg string) {
+		stream.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		w.WriteFrame(&ErrorFrame{Session: a.Session, Code: code, Message: msg})
+		stream.Close()
+	}
+	if se == nil {
+		refuse(CodeNoSuchSession, "no session ends here with that ID")
+		return
+	}
+	se.upMu.Lock()
+	if se.res != nil {
+		se.upMu.Unlock()
+		refuse(CodeBadRequest, "session already attached")
+		return
+	}
+	stream.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := w.WriteFrame(&ReadyFrame{Session: a.Session}); err != nil {
+		se.upMu.Unlock()
+		stream.Reset()
+		return
+	}
+	se.res, se.resW = stream, w
+	se.upMu.Unlock()
+	<-se.ended
+	stream.Close()
 }
 
 // reject answers a stream that never became a session, then closes it.
@@ -394,6 +450,7 @@ func (se *stageSession) open(o *OpenFrame) *stageError {
 		return errf(CodeBadRequest, "%v", err)
 	}
 	se.eng = eng
+	se.dtype = o.DType
 	se.last = len(o.Tail) == 0
 	c := s.m.Config
 	if st.IsFirst() {
@@ -557,8 +614,9 @@ func (se *stageSession) forward(f *ForwardFrame) *stageError {
 			return errf(CodeBadRequest, "%v", err)
 		}
 	} else {
-		if f.Kind != KindActivations || f.Width != st.Config().Dim {
-			return errf(CodeBadRequest, "want activations of width %d, got %s of width %d", st.Config().Dim, f.Kind, f.Width)
+		if f.Kind != KindActivations || f.Width != st.Config().Dim || f.DType != se.dtype {
+			return errf(CodeBadRequest, "want %s activations of width %d, got %s %s of width %d",
+				se.dtype, st.Config().Dim, f.DType, f.Kind, f.Width)
 		}
 		x = f.Acts
 	}
@@ -572,19 +630,30 @@ func (se *stageSession) forward(f *ForwardFrame) *stageError {
 		if err := se.eng.Logits(se.logits, x); err != nil {
 			return errf(CodeInternal, "%v", err)
 		}
+		res := &se.resOut
+		*res = ResultFrame{Session: se.id, Pos: f.Pos + n - 1, Vocab: len(se.logits), Logits: se.logits}
+		if f.TopK > 0 && f.TopK < len(se.logits) {
+			res.IDs, res.Logits = se.top.of(se.logits, f.TopK)
+		}
 		se.upMu.Lock()
 		defer se.upMu.Unlock()
-		se.up.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := se.upW.WriteFrame(&ResultFrame{Session: se.id, Pos: f.Pos + n - 1, Logits: se.logits}); err != nil {
+		st, w := se.up, se.upW
+		if se.res != nil {
+			st, w = se.res, se.resW
+		}
+		st.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := w.WriteFrame(res); err != nil {
 			return errUpstreamGone
 		}
 		return nil
 	}
 	se.down.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := se.downW.WriteFrame(&ForwardFrame{
+	out := &se.fwdOut
+	*out = ForwardFrame{
 		Session: se.id, Pos: f.Pos, NoResult: f.NoResult, Kind: KindActivations,
-		Acts: x, Width: st.Config().Dim, DType: f.DType,
-	})
+		Acts: x, Width: st.Config().Dim, DType: se.dtype, TopK: f.TopK,
+	}
+	err := se.downW.WriteFrame(out)
 	if err != nil {
 		return se.hopFailed("send to hop %d (%s): %v", se.hop+1, se.downID, err)
 	}
@@ -655,16 +724,33 @@ func (se *stageSession) relayed() { se.failOnce.Do(func() { se.finish(false) }) 
 func (se *stageSession) abort() {
 	se.failOnce.Do(func() {
 		se.up.Reset()
+		se.closeResults(false)
 		if se.down != nil {
 			se.down.Reset()
 		}
 	})
 }
 
+// closeResults ends the Attach stream, if any, so a client waiting on it learns
+// at once that the session is over.
+func (se *stageSession) closeResults(clean bool) {
+	se.upMu.Lock()
+	defer se.upMu.Unlock()
+	if se.res == nil {
+		return
+	}
+	if clean {
+		se.res.Close()
+	} else {
+		se.res.Reset()
+	}
+}
+
 // finish closes upstream gracefully (so a frame just written still arrives) and
 // downstream either gracefully or not.
 func (se *stageSession) finish(clean bool) {
 	se.up.Close()
+	se.closeResults(clean)
 	if se.down == nil {
 		return
 	}

@@ -83,7 +83,9 @@ func BenchmarkPipelineLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	remote := remoteRun.(*pipeline.Remote)
-	defer remote.Close()
+	defer func() { remote.Close() }()
+	remote.SetTopK(1) // greedy decoding, as Generate would ask
+
 	if hops := len(remote.Route()); hops != 4 {
 		b.Fatalf("chain of %d hops, want 4", hops)
 	}
@@ -113,6 +115,7 @@ func BenchmarkPipelineLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			remote = remoteRun.(*pipeline.Remote)
+			remote.SetTopK(1)
 			if local, err = pipeline.NewLocal(st, window+1); err != nil {
 				b.Fatal(err)
 			}
