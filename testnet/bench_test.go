@@ -221,4 +221,3 @@ func BenchmarkRecovery(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms-to-recover")
 }
-

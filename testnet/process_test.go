@@ -290,4 +290,3 @@ func TestProcessBootstrapRestart(t *testing.T) {
 		t.Fatalf("got %q", out)
 	}
 }
-

@@ -21,15 +21,15 @@ import (
 )
 
 type config struct {
-	nodes     int
-	model     *model.Model
-	ownModel  bool
-	dir       string
-	log       *slog.Logger
-	threads   int
-	ttl       time.Duration
-	split     [][2]int
-	autoMax   int
+	nodes    int
+	model    *model.Model
+	ownModel bool
+	dir      string
+	log      *slog.Logger
+	threads  int
+	ttl      time.Duration
+	split    [][2]int
+	autoMax  int
 }
 
 // Option configures Start.
