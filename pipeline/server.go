@@ -374,6 +374,11 @@ func (s *StageServer) handle(up network.Stream) {
 		return
 	}
 	defer s.release(se)
+	// The connection manager must not trim a connection a session runs on.
+	cm := s.h.ConnManager()
+	tag := "imece/session/" + se.id.String()
+	cm.Protect(up.Conn().RemotePeer(), tag)
+	defer cm.Unprotect(up.Conn().RemotePeer(), tag)
 	if e := se.open(o); e != nil {
 		if e == errRelayed {
 			se.relayed()
@@ -495,6 +500,12 @@ func (se *stageSession) openDownstream(o *OpenFrame) *stageError {
 		return se.downFailed(hopFailed("open stream to hop %d: %v", o.Hop+1, err))
 	}
 	se.down, se.downW = down, NewFrameWriter(down)
+	tag := "imece/session/" + se.id.String()
+	h.ConnManager().Protect(pid, tag)
+	go func() {
+		<-se.ended
+		h.ConnManager().Unprotect(pid, tag)
+	}()
 	down.SetDeadline(time.Now().Add(openTimeout))
 	err = se.downW.WriteFrame(&OpenFrame{
 		Session: o.Session, Model: o.Model, Hop: o.Hop + 1,

@@ -2,7 +2,6 @@ package testnet
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
 		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
 	)
-	os.Exit(0)
 }
 
 // The reference continuation of stories260K (../shared/models/README.md).

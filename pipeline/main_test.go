@@ -1,0 +1,16 @@
+package pipeline
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every session goroutine (relays, attach streams) must end with its session.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
+	)
+}
