@@ -1,10 +1,7 @@
 package testnet
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,31 +19,9 @@ var benchShape = model.SynthOptions{
 
 func benchModel(b *testing.B) *model.Model {
 	b.Helper()
-	dir, err := os.UserCacheDir()
+	path, err := model.CachedSynthesis(benchShape)
 	if err != nil {
-		dir = os.TempDir()
-	}
-	dir = filepath.Join(dir, "imece-bench")
-	path := filepath.Join(dir, "llama-100m-q8_0.gguf")
-	if _, err := os.Stat(path); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		f, err := os.Create(path + ".tmp")
-		if err != nil {
-			b.Fatal(err)
-		}
-		w := bufio.NewWriter(f)
-		if err := model.Synthesize(w, benchShape); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-		if err := os.Rename(path+".tmp", path); err != nil {
-			b.Fatal(err)
-		}
+		b.Fatal(err)
 	}
 	m, err := model.Open(path)
 	if err != nil {

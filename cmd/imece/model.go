@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -192,12 +191,6 @@ func (a *app) synth(f synthFlags) error {
 	} else if o.Vocab == 0 {
 		return errors.New("--vocab is required without --vocab-from")
 	}
-	tmp := f.out + ".partial"
-	file, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp) // no-op after the rename
 	if term.IsTerminal(int(os.Stderr.Fd())) && a.stderr == os.Stderr {
 		var bar *progressbar.ProgressBar
 		o.Progress = func(written, total int64) {
@@ -207,18 +200,7 @@ func (a *app) synth(f synthFlags) error {
 			bar.Set64(written)
 		}
 	}
-	w := bufio.NewWriterSize(file, 4<<20)
-	err = model.Synthesize(w, o)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, f.out); err != nil {
+	if err := model.SynthesizeFile(f.out, o); err != nil {
 		return err
 	}
 	m, err := model.Open(f.out)

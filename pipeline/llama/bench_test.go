@@ -1,9 +1,7 @@
 package llama
 
 import (
-	"bufio"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -29,35 +27,9 @@ func benchModel(b *testing.B) *model.Model {
 	b.Helper()
 	path := os.Getenv("IMECE_BENCH_MODEL")
 	if path == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		dir = filepath.Join(dir, "imece-bench")
-		path = filepath.Join(dir, "tinyllama-shape-q8_0.gguf")
-		if _, err := os.Stat(path); err != nil {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("synthesizing %s", path)
-			tmp := path + ".tmp"
-			f, err := os.Create(tmp)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w := bufio.NewWriterSize(f, 4<<20)
-			if err := model.Synthesize(w, tinyLlamaShape); err != nil {
-				b.Fatal(err)
-			}
-			if err := w.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.Rename(tmp, path); err != nil {
-				b.Fatal(err)
-			}
+		var err error
+		if path, err = model.CachedSynthesis(tinyLlamaShape); err != nil {
+			b.Fatal(err)
 		}
 	}
 	m, err := model.Open(path)

@@ -1,11 +1,14 @@
 package model
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -294,4 +297,62 @@ func synthTensor(seed, index uint64, name string, dt kernels.DType, std float64,
 		}
 		return nil
 	}}
+}
+
+// SynthesizeFile writes the model of opts to path through a temporary file in the
+// same directory, renamed into place only when complete: a failed or interrupted
+// synthesis leaves no half-written model behind.
+func SynthesizeFile(path string, opts SynthOptions) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".partial-*")
+	if err != nil {
+		return fmt.Errorf("synthesize: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 4<<20)
+	if err := Synthesize(w, opts); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("synthesize: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("synthesize: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("synthesize: %w", err)
+	}
+	return nil
+}
+
+// CachedSynthesis returns the path of the model of opts in the user's cache
+// directory (imece-bench/), synthesizing it the first time: benchmarks at real
+// sizes then pay for the gigabyte once, not per run.
+func CachedSynthesis(opts SynthOptions) (string, error) {
+	if opts.Progress != nil || opts.VocabFrom.Len() > 0 {
+		return "", errors.New("synthesize: a cached model is described by its shape alone")
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "imece-bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("synthesize: %w", err)
+	}
+	o := opts
+	if _, _, err := synthPlan(&o); err != nil {
+		return "", fmt.Errorf("synthesize: %w", err)
+	}
+	name := fmt.Sprintf("synthetic-d%d-l%d-h%d-kv%d-ffn%d-v%d-e%dx%d-%s-seed%d.gguf",
+		o.Dim, o.Layers, o.Heads, o.KVHeads, o.FFN, o.Vocab, o.Experts, o.ExpertsUsed, o.DType, o.Seed)
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	return path, SynthesizeFile(path, opts)
 }
