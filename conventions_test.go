@@ -20,6 +20,7 @@ var pure = []string{
 	"./pipeline/model",
 	"./pipeline/tokenizer",
 	"./pipeline/llama",
+	"./ledger",
 }
 
 func TestPurePackagesDoNoIO(t *testing.T) {
