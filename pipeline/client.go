@@ -103,10 +103,17 @@ func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, add
 	}
 	deadline, _ := dctx.Deadline()
 	s.SetDeadline(deadline)
-	err = c.w.WriteFrame(&OpenFrame{
+	key, err := HostKey(h)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	open := &OpenFrame{
 		Session: c.id, Model: model.Bytes(), Hop: 0, First: route[0].First, Last: route[0].Last,
 		MaxLen: maxLen, DType: dt, Tail: tail,
-	})
+	}
+	signTicket(key, open)
+	err = c.w.WriteFrame(open)
 	if err != nil {
 		s.Reset()
 		return nil, fail(err)

@@ -28,7 +28,7 @@ import (
 // (f16 NaN payloads excepted, see ActF16), which makes the fuzz property strict.
 //
 //	Open     session [16] | hop u16 | first u16 | last u16 | maxLen u32 | dtype u8 |
-//	         cidLen u16 | cid | tailLen u16 | tail hop × tailLen
+//	         client [32] | ticket [64] | cidLen u16 | cid | tailLen u16 | tail hop × tailLen
 //	         tail hop: peerLen u16 | peer | first u16 | last u16 |
 //	                   addrCount u16 | (addrLen u16 | addr) × addrCount
 //	Ready    session [16]
@@ -67,7 +67,7 @@ const (
 // allocate no more than the session needs.
 const (
 	// MaxOpenFrameLen bounds every Open frame, whatever its route tail.
-	MaxOpenFrameLen = 2 + sessionLen + 2 + 2 + 2 + 4 + 1 + 2 + MaxModelCIDBytes + 2 +
+	MaxOpenFrameLen = 2 + sessionLen + 2 + 2 + 2 + 4 + 1 + 32 + 64 + 2 + MaxModelCIDBytes + 2 +
 		MaxTailHops*(2+MaxPeerIDBytes+2+2+2+MaxHopAddrs*(2+MaxAddrBytes))
 	// MaxErrorFrameLen bounds every Error frame.
 	MaxErrorFrameLen = 2 + sessionLen + 2 + 2 + 2 + MaxPeerIDBytes + 2 + MaxMessageBytes
@@ -297,6 +297,11 @@ type OpenFrame struct {
 	MaxLen int
 	// DType is how activations travel on every hop of the session.
 	DType ActivationDType
+	// Client is the Ed25519 key of the client the session is for: who pays.
+	// Ticket is its signature over the session (see Ticket), which every stage
+	// checks, so no stage can open a session billed to someone else.
+	Client [32]byte
+	Ticket [64]byte
 	// Tail lists the hops after this one, in order.
 	Tail []RouteHop
 }
@@ -616,6 +621,8 @@ func (r *FrameReader) decodeOpen(c *cursor) Frame {
 		MaxLen:  int(c.u32("max length")),
 		DType:   ActivationDType(c.u8("dtype")),
 	}
+	copy(f.Client[:], c.take(32, "client"))
+	copy(f.Ticket[:], c.take(64, "ticket"))
 	f.Model = slices.Clone(c.blob("model CID", 1, MaxModelCIDBytes))
 	c.layers("", f.First, f.Last)
 	if c.err == nil && f.MaxLen == 0 {
@@ -898,6 +905,8 @@ func (f *OpenFrame) appendPayload(b []byte) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint16(b, uint16(f.Last))
 	b = binary.LittleEndian.AppendUint32(b, uint32(f.MaxLen))
 	b = append(b, byte(f.DType))
+	b = append(b, f.Client[:]...)
+	b = append(b, f.Ticket[:]...)
 	b = appendBlob(b, f.Model)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(f.Tail)))
 	for _, h := range f.Tail {

@@ -195,7 +195,7 @@ func TestReadFrameRejects(t *testing.T) {
 		return b
 	}
 	open := func(cid []byte, first, last, maxLen, dtype int, tail ...[]byte) []byte {
-		b := le(s, u16(0), u16(first), u16(last), u32(maxLen), u8(dtype), u16(len(cid)), cid, u16(len(tail)))
+		b := le(s, u16(0), u16(first), u16(last), u32(maxLen), u8(dtype), make([]byte, 96), u16(len(cid)), cid, u16(len(tail)))
 		for _, h := range tail {
 			b = append(b, h...)
 		}
@@ -635,6 +635,7 @@ func frameEqual(a, b Frame) bool {
 		y, ok := b.(*OpenFrame)
 		return ok && x.Session == y.Session && bytes.Equal(x.Model, y.Model) && x.Hop == y.Hop &&
 			x.First == y.First && x.Last == y.Last && x.MaxLen == y.MaxLen && x.DType == y.DType &&
+			x.Client == y.Client && x.Ticket == y.Ticket &&
 			slices.EqualFunc(x.Tail, y.Tail, func(p, q RouteHop) bool {
 				return p.Hop == q.Hop && slices.EqualFunc(p.Addrs, q.Addrs, bytes.Equal)
 			})

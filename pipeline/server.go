@@ -257,6 +257,9 @@ func (s *StageServer) admit(o *OpenFrame, se *stageSession) *stageError {
 	if err != nil || !c.Equals(s.model) {
 		return errf(CodeNoSuchModel, "this stage serves model %s", s.model)
 	}
+	if err := verifyTicket(o); err != nil {
+		return errf(CodeBadRequest, "the session's ticket does not verify under the client key it names")
+	}
 	if o.First < s.first || o.Last > s.last {
 		return errf(CodeRangeNotServed, "layers [%d, %d) asked, [%d, %d) served", o.First, o.Last, s.first, s.last)
 	}
@@ -509,7 +512,8 @@ func (se *stageSession) openDownstream(o *OpenFrame) *stageError {
 	down.SetDeadline(time.Now().Add(openTimeout))
 	err = se.downW.WriteFrame(&OpenFrame{
 		Session: o.Session, Model: o.Model, Hop: o.Hop + 1,
-		First: next.First, Last: next.Last, MaxLen: o.MaxLen, DType: o.DType, Tail: o.Tail[1:],
+		First: next.First, Last: next.Last, MaxLen: o.MaxLen, DType: o.DType,
+		Client: o.Client, Ticket: o.Ticket, Tail: o.Tail[1:],
 	})
 	if err != nil {
 		return se.downFailed(hopFailed("send open to hop %d: %v", o.Hop+1, err))

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -64,7 +65,10 @@ func (rs *rawSession) expectError(code ErrorCode) *ErrorFrame {
 }
 
 func (ms *mesh) open(first, last, maxLen int) *OpenFrame {
-	return &OpenFrame{Session: SessionID{1, 2, 3}, Model: ms.id.Bytes(), First: first, Last: last, MaxLen: maxLen, DType: ActF32}
+	o := &OpenFrame{Session: SessionID{1, 2, 3}, Model: ms.id.Bytes(), First: first, Last: last, MaxLen: maxLen, DType: ActF32}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	signTicket(priv, o)
+	return o
 }
 
 // TestStageRejectsBadPeers: garbage, oversized and out-of-order frames and wrong
@@ -92,6 +96,11 @@ func TestStageRejectsBadPeers(t *testing.T) {
 			rs.send(o)
 		}, CodeNoSuchModel},
 		{"range not served", func(rs *rawSession) { rs.send(ms.open(0, 6, 8)) }, CodeRangeNotServed},
+		{"forged ticket", func(rs *rawSession) {
+			o := ms.open(0, 5, 8)
+			o.MaxLen = 9 // not what the client signed
+			rs.send(o)
+		}, CodeBadRequest},
 		{"route not reaching the end", func(rs *rawSession) { rs.send(ms.open(0, 3, 8)) }, CodeBadRequest},
 		{"absurd length", func(rs *rawSession) { rs.send(ms.open(0, 5, 1<<30)) }, CodeBadRequest},
 		{"out of order", func(rs *rawSession) {
