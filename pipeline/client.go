@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -58,6 +59,13 @@ type StagePeer struct {
 // chainConn is one session along a route, as the client holds it: a stream to the
 // first stage, through which every frame of every hop comes back.
 type chainConn struct {
+	h     host.Host
+	model cid.Cid
+	addrs map[string][]ma.Multiaddr
+	key   [32]byte
+	// The open settlement window, as the client counts it.
+	window, winFrom, winTokens int
+
 	s     network.Stream
 	r     *FrameReader
 	w     *FrameWriter
@@ -72,7 +80,7 @@ type chainConn struct {
 // dialChain opens a session on every hop of route and waits until the whole chain
 // answers Ready.
 func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, addrs map[string][]ma.Multiaddr, maxLen, vocab int, dt ActivationDType) (*chainConn, error) {
-	c := &chainConn{route: route}
+	c := &chainConn{route: route, h: h, model: model, addrs: addrs}
 	if _, err := rand.Read(c.id[:]); err != nil {
 		return nil, err
 	}
@@ -113,6 +121,7 @@ func dialChain(ctx context.Context, h host.Host, model cid.Cid, route []Hop, add
 		MaxLen: maxLen, DType: dt, Tail: tail,
 	}
 	signTicket(key, open)
+	c.key = open.Client
 	err = c.w.WriteFrame(open)
 	if err != nil {
 		s.Reset()
@@ -192,6 +201,9 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 	if noResult {
 		return nil
 	}
+	// The token is owed from the moment the stages compute it, whether or not
+	// its result comes back.
+	c.winTokens++
 	r := c.r
 	if c.res != nil {
 		c.res.SetDeadline(deadline)
@@ -266,6 +278,36 @@ func (c *chainConn) close() {
 	}
 }
 
+// settle settles the open window with every hop at once and starts the next
+// window. A hop that cannot be settled (it died) is logged and skipped: its
+// server keeps its proposal pending until this client countersigns it.
+func (c *chainConn) settle(ctx context.Context, payer Payer, log *slog.Logger) {
+	if c.pos == c.winFrom {
+		return
+	}
+	var wg sync.WaitGroup
+	for i, hop := range c.route {
+		u := Usage{
+			Client: c.key, Session: c.id, Window: c.window, Model: c.model,
+			First: hop.First, Last: hop.Last, From: c.winFrom, To: c.pos, Tokens: c.winTokens,
+		}
+		if i == len(c.route)-1 {
+			u.Results = c.winTokens
+		}
+		wg.Go(func() {
+			if a := c.addrs[hop.Peer]; len(a) > 0 {
+				c.h.Peerstore().AddAddrs(peer.ID(hop.Peer), a, 10*time.Minute)
+			}
+			if err := settle(ctx, c.h, peer.ID(hop.Peer), payer, u, i); err != nil {
+				log.Warn("receipt not settled", "hop", i, "peer", peer.ID(hop.Peer), "window", c.window, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	c.window++
+	c.winFrom, c.winTokens = c.pos, 0
+}
+
 // reset abandons the chain at once.
 func (c *chainConn) reset() {
 	c.s.Reset()
@@ -292,6 +334,7 @@ type Remote struct {
 	cfg    remoteConfig
 
 	chain    *chainConn
+	bg       sync.WaitGroup // settlements of abandoned chains
 	topK     int
 	history  [][]int32 // batches sent, in order
 	excluded []string
@@ -300,7 +343,9 @@ type Remote struct {
 }
 
 type remoteConfig struct {
-	observe func([]Hop)
+	payer       Payer
+	settleEvery int
+	observe     func([]Hop)
 	retries int
 	chunk   int
 	dtype   ActivationDType
@@ -335,6 +380,18 @@ func WithActivations(dt ActivationDType) RemoteOption {
 			return fmt.Errorf("activation dtype %d", dt)
 		}
 		c.dtype = dt
+		return nil
+	}
+}
+
+// WithPayer makes the client settle every hop's work in receipts through p,
+// every settleEvery generated tokens and when the session ends.
+func WithPayer(p Payer, settleEvery int) RemoteOption {
+	return func(c *remoteConfig) error {
+		if settleEvery < 1 {
+			return fmt.Errorf("settle every %d tokens", settleEvery)
+		}
+		c.payer, c.settleEvery = p, settleEvery
 		return nil
 	}
 }
@@ -405,8 +462,7 @@ func (r *Remote) recoverable(err error) bool {
 // sequence so far.
 func (r *Remote) reopen(ctx context.Context) error {
 	if r.chain != nil {
-		r.chain.reset()
-		r.chain = nil
+		r.abandon()
 	}
 	peers, err := r.peers(ctx)
 	if err != nil {
@@ -438,6 +494,24 @@ func (r *Remote) reopen(ctx context.Context) error {
 	}
 	r.cfg.log.Info("chain open", "hops", len(route), "route", FormatRoute(route), "replayed", c.pos)
 	return nil
+}
+
+// abandon drops a failed chain, settling what the surviving stages did for it:
+// each of them proposes its last window when the session ends, and a proposal
+// left unsigned would bar this client from that stage.
+func (r *Remote) abandon() {
+	c := r.chain
+	r.chain = nil
+	c.reset()
+	if r.cfg.payer == nil {
+		return
+	}
+	// In the background: recovery must not wait for a dead peer's timeout.
+	r.bg.Go(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), receiptTimeout)
+		defer cancel()
+		c.settle(sctx, r.cfg.payer, r.cfg.log)
+	})
 }
 
 // FormatRoute writes a chain for people: short peer IDs and their layers.
@@ -476,8 +550,7 @@ func (r *Remote) Forward(ctx context.Context, tokens []int32, logits []float32) 
 			return ctx.Err()
 		}
 		if r.chain != nil {
-			r.chain.reset()
-			r.chain = nil
+			r.abandon()
 		}
 		if failedAt.IsZero() {
 			failedAt = time.Now()
@@ -502,6 +575,9 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 		}
 	}
 	r.history = append(r.history, batches...)
+	if r.cfg.payer != nil && r.chain.winTokens >= r.cfg.settleEvery {
+		r.chain.settle(ctx, r.cfg.payer, r.cfg.log)
+	}
 	return nil
 }
 
@@ -510,12 +586,18 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 // shrinks from the vocabulary to k. Generate sets it from the sampling settings.
 func (r *Remote) SetTopK(k int) { r.topK = max(k, 0) }
 
-// Close ends the session on every stage.
+// Close settles the last window and ends the session on every stage.
 func (r *Remote) Close() error {
 	if r.chain != nil {
+		if r.cfg.payer != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), receiptTimeout)
+			r.chain.settle(ctx, r.cfg.payer, r.cfg.log)
+			cancel()
+		}
 		r.chain.close()
 		r.chain = nil
 	}
+	r.bg.Wait()
 	return nil
 }
 

@@ -233,6 +233,10 @@ const (
 	CodeClosing ErrorCode = 9
 	// CodeNoSuchSession: a frame names a session this stream did not open.
 	CodeNoSuchSession ErrorCode = 10
+	// CodePaymentRequired: the client cannot pay for the session (too few
+	// credits) or left a receipt of this stage unsigned; the message says which.
+	// Another peer may serve it; this one will not until the client settles.
+	CodePaymentRequired ErrorCode = 11
 )
 
 // String names the code for logs and error messages.
@@ -258,6 +262,8 @@ func (c ErrorCode) String() string {
 		return "closing"
 	case CodeNoSuchSession:
 		return "no such session"
+	case CodePaymentRequired:
+		return "payment required"
 	}
 	return fmt.Sprintf("ErrorCode(%d)", uint16(c))
 }

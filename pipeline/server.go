@@ -37,6 +37,7 @@ type serverConfig struct {
 	maxLen      int
 	log         *slog.Logger
 	wrap        func(network.StreamHandler) network.StreamHandler
+	billing     Billing
 }
 
 // ServerOption configures a StageServer.
@@ -92,6 +93,12 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 	return func(c *serverConfig) error { c.log = l; return nil }
 }
 
+// WithBilling charges clients through b: sessions are admitted only if the
+// client can pay, and every session's work is settled in receipts.
+func WithBilling(b Billing) ServerOption {
+	return func(c *serverConfig) error { c.billing = b; return nil }
+}
+
 // WithStreamGuard wraps the stream handler, e.g. with node.DirectOnly so that no
 // activation ever travels through a relay.
 func WithStreamGuard(wrap func(network.StreamHandler) network.StreamHandler) ServerOption {
@@ -114,6 +121,7 @@ type StageServer struct {
 	stages   map[LayerRange]*llama.Stage
 	sessions map[*stageSession]struct{}
 	lastByID map[SessionID]*stageSession // sessions this server ends, for Attach
+	byKey    map[sessionKey]*stageSession // open sessions, for settlement
 	kvUsed   int64
 	served   int
 	closed   bool
@@ -141,6 +149,7 @@ func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend,
 		stages:   map[LayerRange]*llama.Stage{},
 		sessions: map[*stageSession]struct{}{},
 		lastByID: map[SessionID]*stageSession{},
+		byKey:    map[sessionKey]*stageSession{},
 	}
 	if _, err := s.stage(LayerRange{first, last}); err != nil {
 		return nil, err
@@ -155,6 +164,9 @@ func (s *StageServer) Start() {
 		h = s.cfg.wrap(h)
 	}
 	s.h.SetStreamHandler(StageProtocol, h)
+	if s.cfg.billing != nil {
+		s.h.SetStreamHandler(ReceiptProtocol, s.serveReceipt)
+	}
 }
 
 // Layers is the range the server holds.
@@ -181,6 +193,7 @@ func (s *StageServer) FreeSlots() int { return max(0, s.cfg.maxSessions-s.Sessio
 // for them to end.
 func (s *StageServer) Close() error {
 	s.h.RemoveStreamHandler(StageProtocol)
+	s.h.RemoveStreamHandler(ReceiptProtocol)
 	s.mu.Lock()
 	s.closed = true
 	open := make([]*stageSession, 0, len(s.sessions))
@@ -279,6 +292,11 @@ func (s *StageServer) admit(o *OpenFrame, se *stageSession) *stageError {
 	if next != s.m.Config.Layers {
 		return errf(CodeBadRequest, "route ends at layer %d of %d", next, s.m.Config.Layers)
 	}
+	if s.cfg.billing != nil {
+		if err := s.cfg.billing.Admit(o.Client, s.model, o.First, o.Last, o.MaxLen); err != nil {
+			return errf(CodePaymentRequired, "%v", err)
+		}
+	}
 	kv := s.kvBytes(LayerRange{o.First, o.Last}, o.MaxLen)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -294,6 +312,7 @@ func (s *StageServer) admit(o *OpenFrame, se *stageSession) *stageError {
 	s.served++
 	se.kv = kv
 	s.sessions[se] = struct{}{}
+	s.byKey[sessionKey{o.Session, o.Hop}] = se
 	s.wg.Add(1)
 	return nil
 }
@@ -305,11 +324,21 @@ func (s *StageServer) release(se *stageSession) {
 		return
 	}
 	delete(s.sessions, se)
+	if s.byKey[sessionKey{se.id, se.hop}] == se {
+		delete(s.byKey, sessionKey{se.id, se.hop})
+	}
 	if s.lastByID[se.id] == se {
 		delete(s.lastByID, se.id)
 	}
 	s.kvUsed -= se.kv
 	s.wg.Done()
+}
+
+// sessionKey finds a session by ID and hop: a peer may serve two hops of one
+// chain.
+type sessionKey struct {
+	id  SessionID
+	hop int
 }
 
 // stageSession is one session through this stage: the upstream stream, the
@@ -341,6 +370,10 @@ type stageSession struct {
 	fwdOut ForwardFrame
 	resOut ResultFrame
 
+	client  [32]byte
+	usageMu sync.Mutex
+	usage   Usage // the open settlement window
+
 	failOnce  sync.Once
 	ended     chan struct{}
 	relayDone chan struct{} // closed when the relay goroutine ends; nil without one
@@ -369,7 +402,7 @@ func (s *StageServer) handle(up network.Stream) {
 		se.reject(CodeBadRequest, 0, fmt.Sprintf("first frame is %s, not open", f.Type()))
 		return
 	}
-	se.id, se.hop = o.Session, o.Hop
+	se.id, se.hop, se.client = o.Session, o.Hop, o.Client
 	se.log = s.cfg.log.With("session", se.id.String()[:8], "hop", se.hop)
 	if e := s.admit(o, se); e != nil {
 		se.log.Info("session refused", "peer", up.Conn().RemotePeer(), "code", e.code, "reason", e.msg)
@@ -377,6 +410,7 @@ func (s *StageServer) handle(up network.Stream) {
 		return
 	}
 	defer s.release(se)
+	defer se.settleOnEnd()
 	// The connection manager must not trim a connection a session runs on.
 	cm := s.h.ConnManager()
 	tag := "imece/session/" + se.id.String()
@@ -459,6 +493,7 @@ func (se *stageSession) open(o *OpenFrame) *stageError {
 	}
 	se.eng = eng
 	se.dtype = o.DType
+	se.usage = Usage{Client: o.Client, Session: o.Session, Model: s.model, First: o.First, Last: o.Last}
 	se.last = len(o.Tail) == 0
 	c := s.m.Config
 	if st.IsFirst() {
@@ -637,6 +672,14 @@ func (se *stageSession) forward(f *ForwardFrame) *stageError {
 	}
 	if err := se.eng.Forward(x); err != nil {
 		return errf(CodeBadRequest, "%v", err)
+	}
+	if !f.NoResult {
+		se.usageMu.Lock()
+		se.usage.Tokens++
+		if se.last {
+			se.usage.Results++
+		}
+		se.usageMu.Unlock()
 	}
 	if se.last {
 		if f.NoResult {
