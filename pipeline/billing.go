@@ -281,4 +281,3 @@ func settle(ctx context.Context, h host.Host, p peer.ID, payer Payer, u Usage, h
 	}
 	return nil
 }
-

@@ -346,11 +346,11 @@ type remoteConfig struct {
 	payer       Payer
 	settleEvery int
 	observe     func([]Hop)
-	retries int
-	chunk   int
-	dtype   ActivationDType
-	plan    []PlanOption
-	log     *slog.Logger
+	retries     int
+	chunk       int
+	dtype       ActivationDType
+	plan        []PlanOption
+	log         *slog.Logger
 }
 
 // RemoteOption configures a Remote.

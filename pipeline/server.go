@@ -120,7 +120,7 @@ type StageServer struct {
 	mu       sync.Mutex
 	stages   map[LayerRange]*llama.Stage
 	sessions map[*stageSession]struct{}
-	lastByID map[SessionID]*stageSession // sessions this server ends, for Attach
+	lastByID map[SessionID]*stageSession  // sessions this server ends, for Attach
 	byKey    map[sessionKey]*stageSession // open sessions, for settlement
 	kvUsed   int64
 	served   int
