@@ -1,0 +1,174 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/imece/imece/ledger"
+)
+
+// view runs fn in a read transaction of an open store.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.done()
+	return s.db.View(fn)
+}
+
+// Head returns the tip of owner's chain, ErrNotFound if the store has none of
+// its blocks.
+func (s *Store) Head(owner ledger.Key) (Head, error) {
+	var h Head
+	err := s.view(func(txn *badger.Txn) (err error) {
+		h, err = getHead(txn, owner)
+		return err
+	})
+	return h, err
+}
+
+// Get returns block seq of owner's chain, ErrNotFound if the store does not
+// have it.
+func (s *Store) Get(owner ledger.Key, seq uint64) (*ledger.Block, error) {
+	var b *ledger.Block
+	err := s.view(func(txn *badger.Txn) (err error) {
+		b, err = readBlock(txn, owner, seq)
+		return err
+	})
+	return b, err
+}
+
+// ByID returns the block with this ID: how a Spend finds the Earn it agrees
+// to, and how a peer asks for a block it heard of by gossip.
+func (s *Store) ByID(id ledger.BlockID) (*ledger.Block, error) {
+	var b *ledger.Block
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(idKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		owner, seq, err := parseBlockRef(v)
+		if err != nil {
+			return err
+		}
+		b, err = readBlock(txn, owner, seq)
+		if err != nil {
+			return &BlockError{Owner: owner, Seq: seq, ID: id, Err: fmt.Errorf("indexed block: %w", err)}
+		}
+		if b.ID() != id {
+			return &BlockError{Owner: owner, Seq: seq, ID: id, Err: fmt.Errorf("%w: ID index points to another block", ErrCorrupt)}
+		}
+		return nil
+	})
+	return b, err
+}
+
+// Range returns up to n consecutive blocks of owner's chain from seq from on
+// (n is capped at MaxRange): what the sync protocol sends a peer that is
+// behind. It returns fewer, or none, when the chain ends sooner.
+func (s *Store) Range(owner ledger.Key, from uint64, n int) ([]*ledger.Block, error) {
+	n = min(n, MaxRange)
+	if n <= 0 {
+		return nil, nil
+	}
+	from = max(from, 1)
+	var out []*ledger.Block
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: min(n, 100), Prefix: chainPrefix(owner)})
+		defer it.Close()
+		want := from
+		for it.Seek(blockKey(owner, from)); it.Valid() && len(out) < n; it.Next() {
+			_, seq, err := parseBlockKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if seq != want {
+				return &BlockError{Owner: owner, Seq: want, Err: fmt.Errorf("%w: missing before the head", ErrCorrupt)}
+			}
+			var b *ledger.Block
+			if err := it.Item().Value(func(v []byte) (err error) {
+				b, err = decodeStored(owner, seq, v)
+				return err
+			}); err != nil {
+				return &BlockError{Owner: owner, Seq: seq, Err: err}
+			}
+			out = append(out, b)
+			want++
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Heads returns the tip of every chain in the store: what anti-entropy
+// compares with a peer's to find who is behind on which chain.
+func (s *Store) Heads() (map[ledger.Key]Head, error) {
+	heads := make(map[ledger.Key]Head)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tHead}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var owner ledger.Key
+			if len(it.Item().Key()) != 1+keyLen {
+				return fmt.Errorf("%w: head key of %d bytes", ErrCorrupt, len(it.Item().Key()))
+			}
+			copy(owner[:], it.Item().Key()[1:])
+			if err := it.Item().Value(func(v []byte) error {
+				h, err := decodeHead(v)
+				heads[owner] = h
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return heads, err
+}
+
+// FraudProofs returns every fork the store has recorded, by owner and
+// sequence: what a node gossips so others freeze the same owners.
+func (s *Store) FraudProofs() ([]*FraudProof, error) {
+	var out []*FraudProof
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: []byte{tFraud}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			p, err := decodeProof(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Frozen reports whether owner forked its chain, so its credits count for
+// nothing on this node.
+func (s *Store) Frozen(owner ledger.Key) (bool, error) {
+	var frozen bool
+	err := s.view(func(txn *badger.Txn) error {
+		_, err := txn.Get(frozenKey(owner))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		frozen = err == nil
+		return err
+	})
+	return frozen, err
+}
