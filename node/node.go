@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -41,6 +42,7 @@ type nodeConfig struct {
 	backend kernels.Backend
 	layers  Layers
 
+	network    Network
 	dhtMode    dht.Mode
 	dhtOpts    []dht.Option
 	serverOpts []pipeline.ServerOption
@@ -95,6 +97,18 @@ func WithClientMode() Option {
 	return func(c *nodeConfig) error { c.dhtMode = dht.ModeClient; return nil }
 }
 
+// WithNetwork sets the network the node belongs to: peers of any other network
+// are refused at connection.
+func WithNetwork(n Network) Option {
+	return func(c *nodeConfig) error {
+		if n.ID == "" || len(n.ID) > maxNetworkID {
+			return fmt.Errorf("network id %q: want 1 to %d bytes", n.ID, maxNetworkID)
+		}
+		c.network = n
+		return nil
+	}
+}
+
 // WithDHTOptions passes options to discovery (timings in tests).
 func WithDHTOptions(opts ...dht.Option) Option {
 	return func(c *nodeConfig) error { c.dhtOpts = append(c.dhtOpts, opts...); return nil }
@@ -113,12 +127,14 @@ func WithHostOptions(opts ...HostOption) Option {
 // Node is a running peer: a libp2p host, discovery, and, for a volunteer, the
 // stage server for its layers and the model protocol for light clients.
 type Node struct {
-	cfg  nodeConfig
-	log  *slog.Logger
-	h    host.Host
-	disc *dht.Discovery
-	link *MeshLink
-	lan  *LANDiscovery
+	cfg   nodeConfig
+	log   *slog.Logger
+	h     host.Host
+	gate  *gate
+	hello *greeter
+	disc  *dht.Discovery
+	link  *MeshLink
+	lan   *LANDiscovery
 
 	srv      *pipeline.StageServer
 	stopInfo func()
@@ -130,7 +146,7 @@ type Node struct {
 // Start brings a node up: identity, host, bootstrap, DHT; and for a volunteer,
 // chooses its layers, starts serving them and announces them. ctx bounds start-up.
 func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
-	cfg := nodeConfig{mdns: false, nat: true, log: slog.Default(), dhtMode: dht.ModeServer}
+	cfg := nodeConfig{mdns: false, nat: true, log: slog.Default(), dhtMode: dht.ModeServer, network: Network{ID: "imece-local"}}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -149,15 +165,21 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hopts := append([]HostOption{WithIdentity(key), WithLogger(cfg.log), WithNATTraversal(cfg.nat)}, cfg.hostOpts...)
+	n.gate = newGate()
+	hopts := append([]HostOption{WithIdentity(key), WithLogger(cfg.log), WithNATTraversal(cfg.nat),
+		WithLibp2pOptions(libp2p.ConnectionGater(n.gate))}, cfg.hostOpts...)
 	if len(cfg.listen) > 0 {
 		hopts = append(hopts, WithListenAddrs(cfg.listen...))
 	}
 	if n.h, err = NewHost(ctx, hopts...); err != nil {
 		return nil, err
 	}
+	n.hello = startGreeter(n.h, cfg.network, n.gate, cfg.log)
 	boot, err := ParseBootstrapAddrs(cfg.bootstrap)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.checkBootstrap(ctx, boot); err != nil {
 		return nil, err
 	}
 	dopts := append([]dht.Option{dht.WithMode(cfg.dhtMode), dht.WithBootstrapPeers(boot...), dht.WithLogger(cfg.log)}, cfg.dhtOpts...)
@@ -181,6 +203,34 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	return n, nil
+}
+
+// checkBootstrap greets the bootstrap peers first, so that joining a network of
+// another genesis fails at once with a message saying so, instead of a node that
+// silently finds nobody.
+func (n *Node) checkBootstrap(ctx context.Context, boot []peer.AddrInfo) error {
+	if len(boot) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, ai := range boot {
+		cctx, cancel := context.WithTimeout(ctx, helloTimeout)
+		err := n.h.Connect(cctx, ai)
+		if err == nil {
+			err = n.hello.hello(cctx, ai.ID)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if errors.Is(err, ErrOtherNetwork) {
+			return err
+		}
+	}
+	return nil // unreachable bootstrap peers are MeshLink's to retry
 }
 
 // serve picks the layers, starts the stage server and announces.
@@ -348,6 +398,9 @@ func (n *Node) Close() error {
 	}
 	if n.link != nil {
 		errs = append(errs, n.link.Close())
+	}
+	if n.hello != nil {
+		n.hello.close()
 	}
 	if n.h != nil {
 		errs = append(errs, n.h.Close())
