@@ -29,6 +29,9 @@ type config struct {
 	memTableSize int64
 	syncWrites   bool
 	readOnly     bool
+	// skipHeadCheck lets VerifyDir open a store whose heads are damaged so
+	// the walk can name the first bad block.
+	skipHeadCheck bool
 }
 
 func defaultConfig() config {
