@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,8 +34,8 @@ type Report struct {
 	// table block hides its keys from the walk, so the blocks it held show
 	// up in Bad as unreadable.
 	Disk error
-	// Bad holds the first bad block of each bad chain, in key order (at most
-	// 100), then any bad fraud proof or account; empty when the store is sound.
+	// Bad holds the first bad block of each bad chain, and any bad fraud
+	// proof, in owner order (at most 100); empty when the store is sound.
 	Bad []*BlockError
 }
 
@@ -71,6 +74,9 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		}
 		w.finishHeads()
 		return w.checkFraud()
+	})
+	slices.SortStableFunc(r.Bad, func(a, b *BlockError) int {
+		return cmp.Or(bytes.Compare(a.Owner[:], b.Owner[:]), cmp.Compare(a.Seq, b.Seq))
 	})
 	if err != nil {
 		return r, err
@@ -146,9 +152,9 @@ func (w *walker) loadHeads() error {
 
 // stored is one block as read from Badger, then as checked by a worker.
 type stored struct {
-	owner ledger.Key
-	seq   uint64
-	val   []byte
+	owner  ledger.Key
+	seq    uint64
+	val    []byte
 	keyErr error
 
 	b   *ledger.Block

@@ -111,7 +111,7 @@ func TestVerifyNamesFirstBadBlock(t *testing.T) {
 		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
 			rawSet(t, s, blockKey(c[1][0].Owner, 5), c[1][5].Encode())
 		},
-		owner: "bob", seq: 5, inText: "stored under",
+		owner: "bob", seq: 5, inText: "stored as block 5",
 	}, {
 		name: "re-signed block breaks the next link",
 		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
