@@ -64,3 +64,20 @@ func addAll(t testing.TB, s *Store, bs []*ledger.Block) {
 		}
 	}
 }
+
+// spendChain makes a chain of n Spend blocks (see spendBody).
+func spendChain(priv ed25519.PrivateKey, n int) []*ledger.Block {
+	out := make([]*ledger.Block, 0, n)
+	server := testKey("chain-server")
+	var prev *ledger.Block
+	for i := range n {
+		b := &ledger.Block{Seq: 1, Kind: ledger.KindSpend, Time: 1_700_000_000_000, Body: spendBody(server, uint64(i))}
+		if prev != nil {
+			b.Seq, b.Prev, b.Time = prev.Seq+1, prev.ID(), prev.Time+1000
+		}
+		b.Sign(priv)
+		out = append(out, b)
+		prev = b
+	}
+	return out
+}
