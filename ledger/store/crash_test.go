@@ -117,6 +117,11 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("round %d: child failed: %s", round, stderr.String())
 		}
 
+		// What `imece ledger verify` does to a crashed node's directory,
+		// then what the restarted node does.
+		if _, err := VerifyDir(context.Background(), dir); err != nil {
+			t.Fatalf("round %d: verify after SIGKILL: %v", round, err)
+		}
 		s, err := Open(dir)
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)

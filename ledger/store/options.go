@@ -83,7 +83,9 @@ func WithMemTableSize(n int64) Option {
 // WithReadOnly opens the store without writing to it, so `imece ledger verify`
 // and `export` can inspect a store without changing it. A read-only store
 // refuses Add and Append with ErrReadOnly. Badger's directory lock still keeps
-// out a node that has the store open.
+// out a node that has the store open. Badger opens read-only only a store that
+// was closed cleanly: after a crash, open it once read-write (the node's
+// restart does) so the log of the last writes is replayed.
 func WithReadOnly() Option {
 	return func(c *config) error { c.readOnly = true; return nil }
 }
