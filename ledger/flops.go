@@ -102,9 +102,14 @@ func CostOf(mf *model.Manifest) (Cost, error) {
 		if layer >= cfg.Layers {
 			return Cost{}, fmt.Errorf("%w: tensor %s of a %d-layer model", ErrCost, t.Name, cfg.Layers)
 		}
-		expert := strings.Contains(rest, "_exps.") || splitExpert(rest)
-		if len(t.Shape) != 2 && !(expert && len(t.Shape) == 3) {
+		stacked := strings.Contains(rest, "_exps.")
+		e, split := splitExpert(rest)
+		expert := stacked || split
+		if len(t.Shape) != 2 && !(stacked && len(t.Shape) == 3) {
 			continue // norms, biases: not matrices
+		}
+		if stacked && (len(t.Shape) != 3 || t.Shape[2] != int64(cfg.Experts)) || split && e >= cfg.Experts {
+			return Cost{}, fmt.Errorf("%w: expert tensor %s %v of a model with %d experts", ErrCost, t.Name, t.Shape, cfg.Experts)
 		}
 		n, size, err := tensorSize(t)
 		if err != nil {
@@ -163,16 +168,16 @@ func layerOf(name string) (int, string, bool) {
 }
 
 // splitExpert reports whether rest names one expert's matrix in the split layout,
-// ffn_{gate,up,down}.<e>.weight.
-func splitExpert(rest string) bool {
+// ffn_{gate,up,down}.<e>.weight, and which expert.
+func splitExpert(rest string) (int, bool) {
 	for _, p := range []string{"ffn_gate.", "ffn_up.", "ffn_down."} {
 		if e, ok := strings.CutPrefix(rest, p); ok {
 			num, ok := strings.CutSuffix(e, ".weight")
-			_, err := strconv.Atoi(num)
-			return ok && err == nil
+			i, err := strconv.Atoi(num)
+			return i, ok && err == nil && i >= 0
 		}
 	}
-	return false
+	return 0, false
 }
 
 // tensorSize returns a tensor's element count and stored bytes.

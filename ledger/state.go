@@ -250,6 +250,10 @@ func (s *State) Apply(b *Block) (Result, error) {
 		a.windows[windowKey(e)] = e.Window
 		s.propose(&res, b.Owner, b.Seq, id, e)
 	} else {
+		// Agreements held for this sequence named a proposal; it is not one.
+		for _, ag := range s.takeOrphans(b.Owner, b.Seq) {
+			s.void(&res, ag, fmt.Errorf("%w: spend %d of %s names block %d of %s, which is not a proposal", ErrUnlinked, ag.seq, ag.client, b.Seq, b.Owner))
+		}
 		s.agree(&res, &agreement{id: id, client: b.Owner, seq: b.Seq, spend: *sp})
 	}
 	return res, nil
@@ -266,20 +270,7 @@ func windowKey(e *Earn) [48]byte {
 // resolves the agreements that were waiting for it.
 func (s *State) propose(res *Result, server Key, seq uint64, id BlockID, e *Earn) {
 	p := &proposal{id: id, server: server, seq: seq, earn: e}
-	at := slot{server, seq}
-	waiting := s.orphans[at]
-	delete(s.orphans, at)
-	// Resolve in a fixed order, so the first valid agreement by chain order wins
-	// whatever order the chains arrived in.
-	slices.SortFunc(waiting, func(x, y *agreement) int {
-		if c := bytes.Compare(x.client[:], y.client[:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.seq, y.seq)
-	})
-	for _, ag := range waiting {
-		s.account(ag.client).pendingSpend.sub(ag.spend.Amount)
-	}
+	waiting := s.takeOrphans(server, seq)
 	if c, ok := s.costOf(e.Model); ok {
 		if err := validateEarn(server, seq, e, c, s.genesis); err != nil {
 			res.Void = append(res.Void, Void{Block: id, Owner: server, Seq: seq, Err: err})
@@ -295,6 +286,25 @@ func (s *State) propose(res *Result, server Key, seq uint64, id BlockID, e *Earn
 	for _, ag := range waiting {
 		s.match(res, p, ag)
 	}
+}
+
+// takeOrphans removes the agreements held for block seq of server, no longer
+// pending, in a fixed order (by client, then by the client's chain), so that
+// which of them wins does not depend on the order the chains arrived in.
+func (s *State) takeOrphans(server Key, seq uint64) []*agreement {
+	at := slot{server, seq}
+	waiting := s.orphans[at]
+	delete(s.orphans, at)
+	slices.SortFunc(waiting, func(x, y *agreement) int {
+		if c := bytes.Compare(x.client[:], y.client[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	for _, ag := range waiting {
+		s.account(ag.client).pendingSpend.sub(ag.spend.Amount)
+	}
+	return waiting
 }
 
 // agree records a new agreement: matched against its proposal when that is
@@ -467,7 +477,9 @@ func (s *State) Proposals(k Key) []Proposal {
 	var out []Proposal
 	for _, p := range s.proposals {
 		if p.server == k || p.earn.Client == k {
-			out = append(out, Proposal{ID: p.id, Server: p.server, Seq: p.seq, Earn: *p.earn, Agreed: p.agreement != nil, Verified: p.verified})
+			e := *p.earn
+			e.Model = slices.Clone(e.Model)
+			out = append(out, Proposal{ID: p.id, Server: p.server, Seq: p.seq, Earn: e, Agreed: p.agreement != nil, Verified: p.verified})
 		}
 	}
 	slices.SortFunc(out, func(x, y Proposal) int {
