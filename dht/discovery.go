@@ -315,6 +315,11 @@ func (d *Discovery) expiry() int64 {
 // addresses); discovery remains its owner and closes it.
 func (d *Discovery) Routing() routing.Routing { return d.dht }
 
+// PubSub is the host's GossipSub router, shared with other gossiping parts of the
+// node (the ledger's block and fraud topics): a host runs one router. It is nil
+// when gossip is off.
+func (d *Discovery) PubSub() *pubsub.PubSub { return d.ps }
+
 // timeout bounds one network operation by the configured query timeout.
 func (d *Discovery) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.cfg.queryTimeout)
