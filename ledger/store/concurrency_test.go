@@ -36,8 +36,9 @@ func TestConcurrentWriters(t *testing.T) {
 						}
 						err := s.Add(b)
 						switch {
-						case errors.Is(err, errGap):
+						case errors.Is(err, ledger.ErrGap):
 							left = append(left, b)
+						case errors.Is(err, ledger.ErrDuplicate):
 						case err != nil:
 							t.Error(err)
 							return

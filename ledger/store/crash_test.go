@@ -3,7 +3,6 @@ package store
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -152,22 +151,4 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// spendBody is a well-formed Spend body agreeing to a made-up proposal: the
-// chain rules accept it; its receipt stays void without its other half.
-func spendBody(server ed25519.PrivateKey, n uint64) []byte {
-	var proposal ledger.BlockID
-	proposal[0], proposal[31] = 1, byte(n)
-	body := append([]byte(nil), server.Public().(ed25519.PublicKey)...)
-	body = append(body, proposal[:]...)
-	body = appendLE64(body, n+1)
-	return appendLE64(body, 1000)
-}
-
-func appendLE64(b []byte, v uint64) []byte {
-	for i := range 8 {
-		b = append(b, byte(v>>(8*i)))
-	}
-	return b
 }

@@ -23,7 +23,7 @@ func TestExportJSONLines(t *testing.T) {
 		if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
 			t.Fatalf("line %d: %v: %s", n+1, err, lines.Text())
 		}
-		if e.Seq == 1 && e.Prev != "" || e.Seq > 1 && e.Prev == "" || e.ID == "" || e.Kind != "earn" {
+		if e.Seq == 1 && e.Prev != "" || e.Seq > 1 && e.Prev == "" || e.ID == "" || e.Kind != "spend" {
 			t.Fatalf("line %d: %s", n+1, lines.Text())
 		}
 		seen[e.ID] = true

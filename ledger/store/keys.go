@@ -15,10 +15,10 @@ const (
 	tMeta    byte = 'm' // 'm' ‖ name → value
 	tBlock   byte = 'b' // 'b' ‖ owner ‖ seq → encoded block
 	tID      byte = 'i' // 'i' ‖ id → owner ‖ seq
-	tHead    byte = 'h' // 'h' ‖ owner → seq ‖ id
+	tHead    byte = 'h' // 'h' ‖ owner → seq ‖ id ‖ time
 	tHistory byte = 't' // 't' ‖ party ‖ time ‖ owner ‖ seq → ∅
 	tPeer    byte = 'c' // 'c' ‖ party ‖ counterparty ‖ time ‖ owner ‖ seq → ∅
-	tPending byte = 'p' // 'p' ‖ client ‖ earn owner ‖ earn seq → ∅
+	tPending byte = 'p' // 'p' ‖ client ‖ server ‖ seq → proposal id
 	tAccount byte = 'a' // 'a' ‖ owner → account
 	tFraud   byte = 'f' // 'f' ‖ owner ‖ seq → fraud proof
 	tFrozen  byte = 'z' // 'z' ‖ owner → seq of the first fork
@@ -75,22 +75,56 @@ func parseBlockRef(v []byte) (owner ledger.Key, seq uint64, err error) {
 
 func headKey(owner ledger.Key) []byte { return append([]byte{tHead}, owner[:]...) }
 
-func encodeHead(h Head) []byte {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+idLen), h.Seq)
-	return append(v, h.ID[:]...)
+const headLen = 8 + idLen + 8
+
+func encodeHead(h ledger.Head) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, headLen), h.Seq)
+	v = append(v, h.ID[:]...)
+	return binary.BigEndian.AppendUint64(v, uint64(h.Time))
 }
 
-func decodeHead(v []byte) (Head, error) {
-	var h Head
-	if len(v) != 8+idLen {
+func decodeHead(v []byte) (ledger.Head, error) {
+	var h ledger.Head
+	if len(v) != headLen {
 		return h, fmt.Errorf("%w: head of %d bytes", ErrCorrupt, len(v))
 	}
 	h.Seq = binary.BigEndian.Uint64(v)
 	copy(h.ID[:], v[8:])
+	h.Time = int64(binary.BigEndian.Uint64(v[8+idLen:]))
 	if h.Seq == 0 {
 		return h, fmt.Errorf("%w: head at sequence 0", ErrCorrupt)
 	}
 	return h, nil
+}
+
+func seqValue(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// An account is the State's balance of an owner without the allowance (the
+// genesis has it): earned, spent, pending earn, pending spend (big-endian
+// milli-GFT) and a frozen flag.
+const accountLen = 4*8 + 1
+
+func encodeAccount(b ledger.Balance) []byte {
+	v := make([]byte, 0, accountLen)
+	for _, x := range []uint64{b.Earned, b.Spent, b.PendingEarn, b.PendingSpend} {
+		v = binary.BigEndian.AppendUint64(v, x)
+	}
+	if b.Frozen {
+		return append(v, 1)
+	}
+	return append(v, 0)
+}
+
+func decodeAccount(v []byte) (ledger.Balance, error) {
+	var b ledger.Balance
+	if len(v) != accountLen || v[32] > 1 {
+		return b, fmt.Errorf("%w: account of %d bytes", ErrCorrupt, len(v))
+	}
+	for i, x := range []*uint64{&b.Earned, &b.Spent, &b.PendingEarn, &b.PendingSpend} {
+		*x = binary.BigEndian.Uint64(v[8*i:])
+	}
+	b.Frozen = v[32] == 1
+	return b, nil
 }
 
 // sortableTime maps a signed Unix-millisecond time to big-endian bytes that

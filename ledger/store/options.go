@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/imece/imece/ledger"
 )
 
 // Defaults sized for a node that shares its machine with inference: the store
@@ -29,6 +31,8 @@ type config struct {
 	memTableSize int64
 	syncWrites   bool
 	readOnly     bool
+	genesis      *ledger.Genesis
+	costOf       func(model []byte) (ledger.Cost, bool)
 	// skipHeadCheck lets VerifyDir open a store whose heads are damaged so
 	// the walk can name the first bad block.
 	skipHeadCheck bool
@@ -41,6 +45,7 @@ func defaultConfig() config {
 		cacheSize:    DefaultCacheSize,
 		memTableSize: DefaultMemTableSize,
 		syncWrites:   true,
+		genesis:      ledger.DefaultGenesis(),
 	}
 }
 
@@ -54,8 +59,25 @@ func (c *config) validate() error {
 		return errors.New("store: negative cache size")
 	case c.memTableSize < 1<<20:
 		return errors.New("store: memtable smaller than 1 MiB")
+	case c.genesis == nil:
+		return errors.New("store: nil genesis")
 	}
-	return nil
+	return c.genesis.Validate()
+}
+
+// WithGenesis sets the network whose rules the store's balances follow (its
+// starter allowance, tiers and precision factors). The default is
+// ledger.DefaultGenesis, the network of `imece testnet`.
+func WithGenesis(g *ledger.Genesis) Option {
+	return func(c *config) error { c.genesis = g; return nil }
+}
+
+// WithCosts gives the store the costs of the models it knows, by binary model
+// CID, so it can verify the amounts of proposals and settle their receipts.
+// A receipt on a model it does not know stays pending until Revalidate finds
+// its cost. Without it no receipt settles.
+func WithCosts(costOf func(model []byte) (ledger.Cost, bool)) Option {
+	return func(c *config) error { c.costOf = costOf; return nil }
 }
 
 // WithLogger routes the store's logs, Badger's included (Badger's own chatter

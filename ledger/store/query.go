@@ -20,8 +20,8 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 
 // Head returns the tip of owner's chain, ErrNotFound if the store has none of
 // its blocks.
-func (s *Store) Head(owner ledger.Key) (Head, error) {
-	var h Head
+func (s *Store) Head(owner ledger.Key) (ledger.Head, error) {
+	var h ledger.Head
 	err := s.view(func(txn *badger.Txn) (err error) {
 		h, err = getHead(txn, owner)
 		return err
@@ -111,8 +111,8 @@ func (s *Store) Range(owner ledger.Key, from uint64, n int) ([]*ledger.Block, er
 
 // Heads returns the tip of every chain in the store: what anti-entropy
 // compares with a peer's to find who is behind on which chain.
-func (s *Store) Heads() (map[ledger.Key]Head, error) {
-	heads := make(map[ledger.Key]Head)
+func (s *Store) Heads() (map[ledger.Key]ledger.Head, error) {
+	heads := make(map[ledger.Key]ledger.Head)
 	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tHead}})
 		defer it.Close()
@@ -137,8 +137,8 @@ func (s *Store) Heads() (map[ledger.Key]Head, error) {
 
 // FraudProofs returns every fork the store has recorded, by owner and
 // sequence: what a node gossips so others freeze the same owners.
-func (s *Store) FraudProofs() ([]*FraudProof, error) {
-	var out []*FraudProof
+func (s *Store) FraudProofs() ([]*ledger.FraudProof, error) {
+	var out []*ledger.FraudProof
 	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: []byte{tFraud}})
 		defer it.Close()
@@ -147,9 +147,9 @@ func (s *Store) FraudProofs() ([]*FraudProof, error) {
 			if err != nil {
 				return err
 			}
-			p, err := decodeProof(v)
+			p, err := ledger.DecodeFraudProof(v)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w: fraud proof: %w", ErrCorrupt, err)
 			}
 			out = append(out, p)
 		}
@@ -171,4 +171,86 @@ func (s *Store) Frozen(owner ledger.Key) (bool, error) {
 		return err
 	})
 	return frozen, err
+}
+
+// Balance returns owner's credit as the chains give it: the starter
+// allowance, settled earnings and spending, what is pending, and whether the
+// owner is frozen. Before serving, a node compares the client's
+// Available() with the estimated cost.
+func (s *Store) Balance(owner ledger.Key) (ledger.Balance, error) {
+	if err := s.use(); err != nil {
+		return ledger.Balance{}, err
+	}
+	defer s.done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Balance(owner), nil
+}
+
+// Proposals returns the proposals not yet settled where k is the server or
+// the client: a server sees which clients have not agreed yet (and serves
+// them no more until they do); a client sees what it has to answer.
+func (s *Store) Proposals(k ledger.Key) ([]ledger.Proposal, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	defer s.done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Proposals(k), nil
+}
+
+// Pending lists the proposals awaiting client's agreement, by server and
+// sequence, from the pending index: the receipts a client still owes. It
+// reads only the index, so it is cheap enough for every session's start.
+func (s *Store) Pending(client ledger.Key) ([]*ledger.Block, error) {
+	var out []*ledger.Block
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixWith(tPending, client[:])})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			owner, seq, err := refFromIndexKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			b, err := readBlock(txn, owner, seq)
+			if err != nil {
+				return &BlockError{Owner: owner, Seq: seq, Err: fmt.Errorf("pending proposal: %w", err)}
+			}
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Revalidate settles (or voids) the receipts whose model the store did not
+// know, asking the costs given WithCosts again: call it after learning a
+// model's manifest. The accounts it changes are written in one transaction.
+func (s *Store) Revalidate() (ledger.Result, error) {
+	if err := s.use(); err != nil {
+		return ledger.Result{}, err
+	}
+	defer s.done()
+	if s.cfg.readOnly {
+		return ledger.Result{}, ErrReadOnly
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return ledger.Result{}, fmt.Errorf("%w: %w", ErrFailed, s.failed)
+	}
+	res := s.state.Revalidate()
+	if len(res.Settled) == 0 && len(res.Void) == 0 {
+		return res, nil
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := s.writeResult(txn, nil, ledger.BlockID{}, ledger.Key{}, res, nil); err != nil {
+		return res, s.fail(err)
+	}
+	if err := txn.Commit(); err != nil {
+		return res, s.fail(err)
+	}
+	return res, nil
 }

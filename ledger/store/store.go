@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -17,13 +18,14 @@ import (
 )
 
 // Errors of the store itself. Chain-rule violations (gaps, broken links,
-// forks, bad signatures, receipt rules) are the ledger's own errors, wrapped.
+// forks, bad signatures, replays) are the ledger's own errors, wrapped.
 var (
-	// ErrNotFound: the store has no such block, head or account.
+	// ErrNotFound: the store has no such block or head.
 	ErrNotFound = errors.New("store: not found")
 	// ErrCorrupt: what is stored is not what was written: a block that does not
-	// decode, verify or link, an index that disagrees with its chain, a
-	// malformed key or value. A BlockError says which block.
+	// decode, verify or link, an index or account that disagrees with the
+	// chains, a malformed key or value, a damaged file. A BlockError says
+	// which block.
 	ErrCorrupt = errors.New("store: corrupt")
 	// ErrVersion: the directory holds a store of another format (or something
 	// that is not a store at all).
@@ -32,14 +34,15 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrReadOnly: the store was opened WithReadOnly.
 	ErrReadOnly = errors.New("store: read-only")
-	// ErrFrozen: the owner forked its chain; the store keeps the fraud proof
-	// and takes no more of its blocks.
-	ErrFrozen = errors.New("store: owner frozen after a fork")
+	// ErrFailed: a write failed after the ledger state had taken the block, so
+	// memory and disk may disagree; the store refuses writes until reopened.
+	ErrFailed = errors.New("store: failed, reopen it")
 )
 
 // BlockError names one bad stored block: which chain, which position, which
 // block (zero ID when the bytes do not even decode) and what is wrong with it.
-// It matches ErrCorrupt and its cause with errors.Is.
+// Seq is 0 for what belongs to a chain but no block (its account). It matches
+// ErrCorrupt and its cause with errors.Is.
 type BlockError struct {
 	Owner ledger.Key
 	Seq   uint64
@@ -49,7 +52,11 @@ type BlockError struct {
 
 func (e *BlockError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "store: block %d of %s", e.Seq, hex.EncodeToString(e.Owner[:]))
+	if e.Seq == 0 {
+		fmt.Fprintf(&b, "store: chain %s", hex.EncodeToString(e.Owner[:]))
+	} else {
+		fmt.Fprintf(&b, "store: block %d of %s", e.Seq, hex.EncodeToString(e.Owner[:]))
+	}
 	if !e.ID.IsZero() {
 		fmt.Fprintf(&b, " (%s)", e.ID.CID())
 	}
@@ -60,15 +67,8 @@ func (e *BlockError) Error() string {
 // Unwrap lets errors.Is find both ErrCorrupt and the cause.
 func (e *BlockError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
 
-// Head is the tip of a chain: the last block's position and ID. Nodes compare
-// heads for anti-entropy and ask for the blocks after their own.
-type Head struct {
-	Seq uint64
-	ID  ledger.BlockID
-}
-
 // Store is the durable, verified home of every chain a node knows. It is safe
-// for concurrent use; writes to one owner's chain are serialized.
+// for concurrent use: reads run in parallel, writes one at a time.
 type Store struct {
 	db  *badger.DB
 	cfg config
@@ -78,22 +78,83 @@ type Store struct {
 	life   sync.RWMutex
 	closed bool
 
-	// owners serializes writers per chain: a block's checks and its commit are
-	// one step for its owner. Striped so the lock table never grows.
-	owners [64]sync.Mutex
+	// mu serializes writes and guards state and failed. A block is checked
+	// by the State and committed under it, so the State and the disk take
+	// blocks in the same order.
+	mu     sync.Mutex
+	state  *ledger.State
+	failed error
 }
 
-func (s *Store) ownerLock(k ledger.Key) *sync.Mutex {
-	return &s.owners[binary.BigEndian.Uint16(k[:2])%uint16(len(s.owners))]
+// Open opens (creating if needed) the store in dir and checks everything it
+// holds before handing it out: the format version, then every chain from its
+// first block, replayed into the ledger State that answers Balance (each
+// block decodes, is stored under its own position, verifies, links, follows
+// the chain rules, is found by its ID; each chain ends at its head; each
+// fraud proof holds; each stored account matches what the chains give). A
+// store that fails is refused with a BlockError naming the owner and sequence
+// of the first bad block. The cost is one signature check per block (about a
+// minute per million blocks on two cores).
+func Open(dir string, opts ...Option) (*Store, error) {
+	s, err := open(dir, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.skipHeadCheck {
+		s.failed = errors.New("opened for verification only")
+		return s, nil
+	}
+	start := time.Now()
+	r, err := s.walk(context.Background(), s.state, false)
+	if err == nil && len(r.Bad) > 0 {
+		err = r.Bad[0]
+	}
+	if err == nil {
+		err = s.repairAccounts()
+	}
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s.log.Debug("store opened", "dir", dir, "chains", r.Chains, "blocks", r.Blocks, "took", time.Since(start))
+	return s, nil
 }
 
-// Open opens (creating if needed) the store in dir and checks it before
-// handing it out: the format version, and for every chain that its head block
-// decodes, is the block the head names, verifies, links to the block before
-// it, and that nothing is stored past it. A store that fails is refused with a
-// BlockError naming the owner and sequence; `imece ledger verify` walks
-// everything.
-func Open(dir string, opts ...Option) (_ *Store, err error) {
+// repairAccounts rewrites the stored accounts that disagree with the State
+// just rebuilt from the chains. Accounts are derived: the chains are the truth.
+// They disagree after a crash of a node that learnt a model's cost and did not
+// Revalidate (its replay now settles receipts the accounts still show
+// pending), or when an account value was damaged; Verify reports the
+// disagreement, Open mends it.
+func (s *Store) repairAccounts() error {
+	var bad []accountMismatch
+	if err := s.db.View(func(txn *badger.Txn) error {
+		bad = accountMismatches(txn, s.state)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	for _, m := range bad {
+		s.log.Warn("store account rewritten from the chains", "owner", m.owner, "err", m.err)
+	}
+	if s.cfg.readOnly {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for _, m := range bad {
+			if err := s.writeAccount(txn, m.owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// open opens Badger and checks the version.
+func open(dir string, opts ...Option) (_ *Store, err error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -108,6 +169,9 @@ func Open(dir string, opts ...Option) (_ *Store, err error) {
 		WithReadOnly(cfg.readOnly).
 		WithLogger(badgerLogger{cfg.logger}).
 		WithMetricsEnabled(false).
+		// Writes are serialized by the store (mu): Badger need not track
+		// reads to detect conflicts.
+		WithDetectConflicts(false).
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMemTableSize(cfg.memTableSize).
@@ -125,26 +189,10 @@ func Open(dir string, opts ...Option) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: cfg, log: cfg.logger}
-	defer func() {
-		if err != nil {
-			db.Close()
-		}
-	}()
+	s := &Store{db: db, cfg: cfg, log: cfg.logger, state: ledger.NewState(cfg.genesis, cfg.costOf)}
 	if err := s.checkVersion(); err != nil {
+		db.Close()
 		return nil, err
-	}
-	if cfg.skipHeadCheck {
-		return s, nil
-	}
-	if err := s.checkHeads(); err != nil {
-		// Badger skips a table block whose checksum fails as if its keys were
-		// absent: say so rather than leave "not found" unexplained.
-		var be *BlockError
-		if cerr := verifyTables(db); cerr != nil && errors.As(err, &be) {
-			be.Err = fmt.Errorf("%w; damaged on disk: %w", be.Err, cerr)
-		}
-		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	return s, nil
 }
@@ -233,69 +281,6 @@ func (s *Store) checkVersion() error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(versionKey, binary.BigEndian.AppendUint32(nil, storeVersion))
 	})
-}
-
-// checkHeads re-verifies the tip of every chain (see Open).
-func (s *Store) checkHeads() error {
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{tHead}})
-		defer it.Close()
-		n := 0
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			var owner ledger.Key
-			if len(item.Key()) != 1+keyLen {
-				return fmt.Errorf("%w: head key of %d bytes", ErrCorrupt, len(item.Key()))
-			}
-			copy(owner[:], item.Key()[1:])
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			h, err := decodeHead(v)
-			if err != nil {
-				return &BlockError{Owner: owner, Err: err}
-			}
-			if err := checkHead(txn, owner, h); err != nil {
-				return err
-			}
-			n++
-		}
-		s.log.Debug("store heads verified", "chains", n)
-		return nil
-	})
-}
-
-// checkHead verifies one chain's tip against what is stored around it.
-func checkHead(txn *badger.Txn, owner ledger.Key, h Head) error {
-	bad := func(id ledger.BlockID, format string, args ...any) error {
-		return &BlockError{Owner: owner, Seq: h.Seq, ID: id, Err: fmt.Errorf(format, args...)}
-	}
-	b, err := readBlock(txn, owner, h.Seq)
-	if err != nil {
-		return bad(h.ID, "head block: %w", err)
-	}
-	if id := b.ID(); id != h.ID {
-		return bad(id, "head names %s", h.ID.CID())
-	}
-	if err := b.VerifySignature(); err != nil {
-		return bad(h.ID, "%w", err)
-	}
-	if h.Seq > 1 {
-		prev, err := readBlock(txn, owner, h.Seq-1)
-		if err != nil {
-			return &BlockError{Owner: owner, Seq: h.Seq - 1, Err: fmt.Errorf("block before the head: %w", err)}
-		}
-		if id := prev.ID(); id != b.Prev {
-			return bad(h.ID, "%w: links to %s, block %d is %s", ErrCorrupt, b.Prev.CID(), h.Seq-1, id.CID())
-		}
-	}
-	if _, err := txn.Get(blockKey(owner, h.Seq+1)); err == nil {
-		return &BlockError{Owner: owner, Seq: h.Seq + 1, Err: errors.New("block stored past the head")}
-	} else if !errors.Is(err, badger.ErrKeyNotFound) {
-		return err
-	}
-	return nil
 }
 
 // readBlock reads and decodes the stored block (owner, seq), checking that it

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -50,8 +51,12 @@ func TestAddAndQuery(t *testing.T) {
 		t.Fatalf("Heads = %v, %v", heads, err)
 	}
 
-	// Duplicates are no-ops; reopening keeps everything.
-	addAll(t, s, ac[:2])
+	// Duplicates change nothing; reopening keeps everything.
+	for _, b := range ac[:2] {
+		if err := s.Add(b); !errors.Is(err, ledger.ErrDuplicate) {
+			t.Fatalf("Add of a stored block: %v", err)
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +75,18 @@ func TestAddRefuses(t *testing.T) {
 	ac := chain(alice, nil, 4)
 	addAll(t, s, ac[:2])
 
-	if err := s.Add(ac[3]); !errors.Is(err, errGap) {
+	if err := s.Add(ac[3]); !errors.Is(err, ledger.ErrGap) {
 		t.Errorf("gap: err = %v", err)
 	}
 	forged := *ac[2]
-	forged.Body = []byte("other")
+	forged.Body = spendBody(testKey("someone else"), 3)
 	if err := s.Add(&forged); !errors.Is(err, ledger.ErrBadSignature) {
 		t.Errorf("forged: err = %v", err)
 	}
 	unlinked := *ac[2]
 	unlinked.Prev = ac[0].ID()
 	unlinked.Sign(alice)
-	if err := s.Add(&unlinked); !errors.Is(err, errBrokenLink) {
+	if err := s.Add(&unlinked); !errors.Is(err, ledger.ErrBrokenLink) {
 		t.Errorf("broken link: err = %v", err)
 	}
 	if h, _ := s.Head(pub(alice)); h.Seq != 2 {
@@ -96,9 +101,9 @@ func TestForkFreezes(t *testing.T) {
 	addAll(t, s, mc)
 
 	other := *mc[1]
-	other.Body = []byte("double spend")
+	other.Body = spendBody(testKey("elsewhere"), 2)
 	other.Sign(mallory)
-	if err := s.Add(&other); !errors.Is(err, errFork) {
+	if err := s.Add(&other); !errors.Is(err, ledger.ErrFork) {
 		t.Fatalf("fork: err = %v", err)
 	}
 	if frozen, err := s.Frozen(pub(mallory)); err != nil || !frozen {
@@ -108,12 +113,42 @@ func TestForkFreezes(t *testing.T) {
 	if err != nil || len(proofs) != 1 {
 		t.Fatalf("FraudProofs = %v, %v", proofs, err)
 	}
-	if p := proofs[0]; p.A.ID() != mc[1].ID() || p.B.ID() != other.ID() {
-		t.Errorf("proof holds %s and %s", p.A.ID(), p.B.ID())
+	if p := proofs[0]; p.Verify() != nil || p.Owner() != pub(mallory) || p.A.Seq != 2 {
+		t.Errorf("proof of block %d of %s: %v", p.A.Seq, p.Owner(), p.Verify())
 	}
-	next := chain(mallory, mc[2], 1)
-	if err := s.Add(next[0]); !errors.Is(err, ErrFrozen) {
-		t.Errorf("block after freeze: err = %v", err)
+	// A frozen chain goes on being stored (its receipts are history), but
+	// its owner has nothing to spend.
+	addAll(t, s, chain(mallory, mc[2], 1))
+	if bal, _ := s.Balance(pub(mallory)); !bal.Frozen || bal.Available() != 0 {
+		t.Errorf("balance of a frozen owner: %+v", bal)
+	}
+	// A fork at the head, and a fork learnt by gossip, are recorded too.
+	head := chain(mallory, mc[2], 1)[0]
+	head.Time++
+	head.Sign(mallory)
+	if err := s.Add(head); !errors.Is(err, ledger.ErrFork) {
+		t.Fatalf("fork at the head: err = %v", err)
+	}
+	trudy := testKey("trudy")
+	tc := chain(trudy, nil, 1)
+	tf := *tc[0]
+	tf.Time++
+	tf.Sign(trudy)
+	p, ok := ledger.DetectFork(tc[0], &tf)
+	if !ok {
+		t.Fatal("not a fork")
+	}
+	if err := s.AddFraudProof(p); err != nil {
+		t.Fatal(err)
+	}
+	if frozen, _ := s.Frozen(pub(trudy)); !frozen {
+		t.Error("a gossiped proof did not freeze")
+	}
+	if proofs, _ := s.FraudProofs(); len(proofs) != 3 {
+		t.Errorf("%d proofs, want 3", len(proofs))
+	}
+	if _, err := s.Verify(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if frozen, _ := s.Frozen(pub(testKey("alice"))); frozen {
 		t.Error("an unknown owner is frozen")
@@ -125,7 +160,7 @@ func TestAppend(t *testing.T) {
 	alice := testKey("alice")
 	var last *ledger.Block
 	for i := range 3 {
-		b, err := s.Append(alice, ledger.KindSpend, []byte{byte(i)})
+		b, err := s.Append(alice, ledger.KindSpend, spendBody(testKey("bob"), uint64(i)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,13 +15,12 @@ import (
 	"github.com/imece/imece/ledger"
 )
 
-// maxReported bounds how many bad chains a Report lists: past a few, the
-// store is damaged wholesale and the first ones say enough.
+// maxReported bounds how many problems a Report lists: past a few, the store
+// is damaged wholesale and the first ones say enough.
 const maxReported = 100
 
-// verifyBatch is how many stored blocks Verify reads before checking their
-// signatures in parallel.
-const verifyBatch = 2048
+// walkBatch is how many stored blocks the walk reads and decodes at a time.
+const walkBatch = 1024
 
 // Report is the outcome of Verify.
 type Report struct {
@@ -35,62 +34,54 @@ type Report struct {
 	// up in Bad as unreadable.
 	Disk error
 	// Bad holds the first bad block of each bad chain, and any bad fraud
-	// proof, in owner order (at most 100); empty when the store is sound.
+	// proof or account, in owner order (at most 100); empty when the store is
+	// sound.
 	Bad []*BlockError
 }
 
 // OK reports whether Verify found nothing wrong.
-func (r *Report) OK() bool { return len(r.Bad) == 0 }
+func (r *Report) OK() bool { return len(r.Bad) == 0 && r.Disk == nil }
 
 // Verify walks every chain from its first block and checks everything the
-// store holds: each block decodes, is stored under its own owner and
-// sequence, verifies, follows its predecessor without a gap and links to it,
-// is found by its ID; each chain ends at its recorded head; each fraud proof
-// holds two different validly signed blocks of one position and its owner is
-// frozen. It names the first bad block of each bad chain in the Report, and
-// also returns the first of them as the error (a *BlockError matching
-// ErrCorrupt), so `if err != nil` is enough for a caller that only needs to
-// know. Other errors are I/O or ctx's.
+// store holds, replaying the chains into a fresh ledger State: each block
+// decodes, is stored under its own owner and sequence, links to its
+// predecessor without a gap, passes the chain rules (signature, time, body,
+// no replayed window), is found by its ID; each chain ends at its recorded
+// head; each fraud proof holds two different validly signed blocks of one
+// position and its owner is frozen; each stored account is what the chains
+// give (checked when the chains are sound). It names the first bad block of each bad chain in the Report, and
+// returns the first problem as the error (a *BlockError matching ErrCorrupt),
+// so `if err != nil` is enough for a caller that only needs to know. Other
+// errors are I/O or ctx's.
 //
-// Verify reads a consistent snapshot: writers go on while it runs.
-// Signatures, the costly part, are checked on every CPU.
+// Verify reads a consistent snapshot: writers go on while it runs. Decoding
+// runs beside the replay, which checks the signatures.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	if err := s.use(); err != nil {
 		return nil, err
 	}
 	defer s.done()
-	r := &Report{}
-	disk := verifyTables(s.db)
-	if disk != nil {
-		r.Disk = fmt.Errorf("%w: %w", ErrCorrupt, disk)
+	var disk error
+	if err := verifyTables(s.db); err != nil {
+		disk = fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		w := walker{txn: txn, r: r, disk: disk}
-		if err := w.loadHeads(); err != nil {
-			return err
-		}
-		if err := w.walkBlocks(ctx); err != nil {
-			return err
-		}
-		w.finishHeads()
-		return w.checkFraud()
-	})
-	slices.SortStableFunc(r.Bad, func(a, b *BlockError) int {
-		return cmp.Or(bytes.Compare(a.Owner[:], b.Owner[:]), cmp.Compare(a.Seq, b.Seq))
-	})
-	if err != nil {
+	r, err := s.walk(ctx, ledger.NewState(s.cfg.genesis, s.cfg.costOf), true)
+	if r != nil {
+		r.Disk = disk
+	}
+	switch {
+	case err != nil:
 		return r, err
-	}
-	if len(r.Bad) > 0 {
+	case len(r.Bad) > 0:
 		return r, r.Bad[0]
 	}
-	return r, r.Disk
+	return r, disk
 }
 
-// VerifyDir opens the store in dir without the head checks of Open, runs
-// Verify and closes it: what `imece ledger verify --data DIR` calls, so a
-// store that Open would refuse still gets its first bad block named. Pass
-// WithReadOnly to leave the directory untouched.
+// VerifyDir opens the store in dir without the checks of Open, runs Verify
+// and closes it: what `imece ledger verify --data DIR` calls, so a store that
+// Open would refuse still gets its first bad block named. Pass WithReadOnly
+// to leave a cleanly closed directory untouched.
 func VerifyDir(ctx context.Context, dir string, opts ...Option) (*Report, error) {
 	opts = append(opts[:len(opts):len(opts)], func(c *config) error { c.skipHeadCheck = true; return nil })
 	s, err := Open(dir, opts...)
@@ -104,12 +95,159 @@ func VerifyDir(ctx context.Context, dir string, opts ...Option) (*Report, error)
 	return r, err
 }
 
-// walker is one Verify pass over a snapshot.
+// walk replays every stored chain into st, checking what Verify lists, and
+// reports the problems. Reading and decoding (one goroutine, decoding on
+// every CPU) run ahead of the replay (this goroutine).
+func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool) (*Report, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	read := s.db.NewTransaction(false)
+	defer read.Discard()
+	probe := s.db.NewTransaction(false)
+	defer probe.Discard()
+
+	r := &Report{}
+	w := &walker{txn: probe, st: st, r: r, db: s.db}
+	if err := w.loadHeads(read); err != nil {
+		return r, err
+	}
+	batches := make(chan []stored, 2)
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(batches)
+		readErr = readBlocks(ctx, read, batches)
+	})
+	for batch := range batches {
+		for i := range batch {
+			w.follow(&batch[i])
+		}
+	}
+	wg.Wait()
+	if readErr != nil {
+		return r, readErr
+	}
+	if w.started {
+		w.endChain()
+	}
+	w.finishHeads()
+	if err := w.checkFraud(); err != nil {
+		return r, err
+	}
+	// A broken chain's replay stops at its bad block, so its balance and
+	// its counterparties' are not what the accounts say: compare them only
+	// when every chain is sound, lest the report bury the real damage.
+	if accounts && len(r.Bad) == 0 {
+		if err := w.checkAccounts(); err != nil {
+			return r, err
+		}
+	}
+	slices.SortStableFunc(r.Bad, func(a, b *BlockError) int {
+		return cmp.Or(bytes.Compare(a.Owner[:], b.Owner[:]), cmp.Compare(a.Seq, b.Seq))
+	})
+	return r, nil
+}
+
+// stored is one block as read from Badger, then as decoded.
+type stored struct {
+	owner  ledger.Key
+	seq    uint64
+	val    []byte
+	keyErr error
+
+	b     *ledger.Block
+	id    ledger.BlockID
+	err   error // decoding
+	index error // the ID index entry
+}
+
+// readBlocks sends every stored block, decoded and checked against the ID
+// index, in key order.
+func readBlocks(ctx context.Context, txn *badger.Txn, out chan<- []stored) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tBlock}})
+	defer it.Close()
+	it.Rewind()
+	for {
+		batch := make([]stored, 0, walkBatch)
+		for ; it.Valid() && len(batch) < walkBatch; it.Next() {
+			var st stored
+			st.owner, st.seq, st.keyErr = parseBlockKey(it.Item().Key())
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			st.val = v
+			batch = append(batch, st)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		decodeAll(batch)
+		for i := range batch {
+			if batch[i].b != nil {
+				batch[i].index = checkIndex(txn, &batch[i])
+			}
+		}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// decodeAll decodes a batch on every CPU.
+func decodeAll(batch []stored) {
+	workers := runtime.GOMAXPROCS(0)
+	per := (len(batch) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(batch); lo += per {
+		part := batch[lo:min(lo+per, len(batch))]
+		wg.Go(func() {
+			for i := range part {
+				st := &part[i]
+				if st.keyErr != nil {
+					continue
+				}
+				st.b, st.err = decodeStored(st.owner, st.seq, st.val)
+				if st.err == nil {
+					st.id = st.b.ID()
+				}
+				st.val = nil
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// checkIndex checks that the ID index finds the block where it is.
+func checkIndex(txn *badger.Txn, st *stored) error {
+	item, err := txn.Get(idKey(st.id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("%w: not in the ID index", ErrCorrupt)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: ID index unreadable: %w", ErrCorrupt, err)
+	}
+	return item.Value(func(v []byte) error {
+		o, q, err := parseBlockRef(v)
+		if err == nil && (o != st.owner || q != st.seq) {
+			err = fmt.Errorf("%w: the ID index points to block %d of %x", ErrCorrupt, q, o[:])
+		}
+		return err
+	})
+}
+
+// walker is the replay side of a walk.
 type walker struct {
-	txn   *badger.Txn
+	txn   *badger.Txn // for probes; the reader has its own
+	db    *badger.DB
+	st    *ledger.State
 	r     *Report
-	heads map[ledger.Key]Head
-	disk  error
+	heads map[ledger.Key]ledger.Head
+
+	disk     error
+	diskDone bool
 
 	// The chain being walked.
 	owner   ledger.Key
@@ -125,9 +263,18 @@ func (w *walker) bad(e *BlockError) {
 	}
 }
 
-func (w *walker) loadHeads() error {
-	w.heads = make(map[ledger.Key]Head)
-	it := w.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tHead}})
+// damage is the verdict on the table files, computed the first time a walk
+// misses something.
+func (w *walker) damage() error {
+	if !w.diskDone {
+		w.disk, w.diskDone = verifyTables(w.db), true
+	}
+	return w.disk
+}
+
+func (w *walker) loadHeads(txn *badger.Txn) error {
+	w.heads = make(map[ledger.Key]ledger.Head)
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tHead}})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		var owner ledger.Key
@@ -150,83 +297,11 @@ func (w *walker) loadHeads() error {
 	return nil
 }
 
-// stored is one block as read from Badger, then as checked by a worker.
-type stored struct {
-	owner  ledger.Key
-	seq    uint64
-	val    []byte
-	keyErr error
-
-	b   *ledger.Block
-	id  ledger.BlockID
-	err error // decoding or signature
-}
-
-func (w *walker) walkBlocks(ctx context.Context) error {
-	it := w.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tBlock}})
-	defer it.Close()
-	batch := make([]stored, 0, verifyBatch)
-	for it.Rewind(); ; {
-		batch = batch[:0]
-		for ; it.Valid() && len(batch) < verifyBatch; it.Next() {
-			var st stored
-			st.owner, st.seq, st.keyErr = parseBlockKey(it.Item().Key())
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			st.val = v
-			batch = append(batch, st)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		checkSignatures(batch)
-		for i := range batch {
-			if err := w.follow(&batch[i]); err != nil {
-				return err
-			}
-		}
-	}
-	if w.started {
-		w.endChain()
-	}
-	return nil
-}
-
-// checkSignatures decodes and verifies a batch on every CPU.
-func checkSignatures(batch []stored) {
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	per := (len(batch) + workers - 1) / workers
-	for lo := 0; lo < len(batch); lo += per {
-		part := batch[lo:min(lo+per, len(batch))]
-		wg.Go(func() {
-			for i := range part {
-				st := &part[i]
-				if st.keyErr != nil {
-					continue
-				}
-				st.b, st.err = decodeStored(st.owner, st.seq, st.val)
-				if st.err != nil {
-					continue
-				}
-				st.id = st.b.ID()
-				st.err = st.b.VerifySignature()
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// follow applies the sequential checks to the next stored block.
-func (w *walker) follow(st *stored) error {
+// follow checks the next stored block and replays it.
+func (w *walker) follow(st *stored) {
 	if st.keyErr != nil {
 		w.bad(&BlockError{Err: st.keyErr})
-		return nil
+		return
 	}
 	if !w.started || st.owner != w.owner {
 		if w.started {
@@ -237,7 +312,7 @@ func (w *walker) follow(st *stored) error {
 	}
 	w.r.Blocks++
 	if w.broken {
-		return nil
+		return
 	}
 	fail := func(seq uint64, id ledger.BlockID, err error) {
 		w.bad(&BlockError{Owner: st.owner, Seq: seq, ID: id, Err: err})
@@ -246,35 +321,25 @@ func (w *walker) follow(st *stored) error {
 	switch {
 	case st.seq != w.next:
 		fail(w.next, ledger.BlockID{}, w.missing(st.owner, w.next, fmt.Sprintf("next stored is %d", st.seq)))
-		return nil
+		return
 	case st.err != nil:
 		fail(st.seq, st.id, st.err)
-		return nil
+		return
 	case st.b.Prev != w.prev:
-		fail(st.seq, st.id, fmt.Errorf("%w: links to %s, block %d is %s", ErrCorrupt, st.b.Prev.CID(), st.seq-1, w.prev.CID()))
-		return nil
+		fail(st.seq, st.id, fmt.Errorf("%w: %w: links to %s, block %d is %s", ErrCorrupt, ledger.ErrBrokenLink, st.b.Prev.CID(), st.seq-1, w.prev.CID()))
+		return
 	}
-	ref, err := w.txn.Get(idKey(st.id))
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-		fail(st.seq, st.id, fmt.Errorf("%w: not in the ID index", ErrCorrupt))
-		return nil
-	case err != nil:
-		return err
-	}
-	err = ref.Value(func(v []byte) error {
-		o, q, err := parseBlockRef(v)
-		if err == nil && (o != st.owner || q != st.seq) {
-			err = fmt.Errorf("%w: ID index points to block %d of %s", ErrCorrupt, q, o)
-		}
-		return err
-	})
-	if err != nil {
+	// The replay first: a damaged block fails its signature, which says more
+	// than the ID index not knowing its new ID.
+	if _, err := w.st.Apply(st.b); err != nil {
 		fail(st.seq, st.id, err)
-		return nil
+		return
+	}
+	if st.index != nil {
+		fail(st.seq, st.id, st.index)
+		return
 	}
 	w.next, w.prev = st.seq+1, st.id
-	return nil
 }
 
 // endChain checks the walked chain against its recorded head.
@@ -290,6 +355,8 @@ func (w *walker) endChain() {
 		err := fmt.Errorf("%w: chain has no head", ErrCorrupt)
 		if _, gerr := w.txn.Get(headKey(w.owner)); gerr != nil && !errors.Is(gerr, badger.ErrKeyNotFound) {
 			err = fmt.Errorf("%w: head unreadable: %w", ErrCorrupt, gerr)
+		} else if d := w.damage(); d != nil {
+			err = fmt.Errorf("%w: head unreadable, damaged on disk (%w)", ErrCorrupt, d)
 		}
 		w.bad(&BlockError{Owner: w.owner, Seq: last, ID: w.prev, Err: err})
 	case h.Seq > last:
@@ -302,26 +369,33 @@ func (w *walker) endChain() {
 }
 
 // missing explains a block the walk did not find. A scan silently skips a
-// Badger table block whose checksum fails; reading the one key says so.
+// Badger table block whose checksum fails; reading the one key, or checking
+// the tables, says so.
 func (w *walker) missing(owner ledger.Key, seq uint64, why string) error {
 	_, err := w.txn.Get(blockKey(owner, seq))
-	switch {
-	case err != nil && !errors.Is(err, badger.ErrKeyNotFound):
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
 		return fmt.Errorf("%w: unreadable: %w", ErrCorrupt, err)
-	case w.disk != nil:
-		return fmt.Errorf("%w: unreadable, damaged on disk (%w)", ErrCorrupt, w.disk)
+	}
+	if d := w.damage(); d != nil {
+		return fmt.Errorf("%w: unreadable, damaged on disk (%w)", ErrCorrupt, d)
 	}
 	return fmt.Errorf("%w: missing (%s)", ErrCorrupt, why)
 }
 
 // finishHeads reports heads whose chains have no blocks at all.
 func (w *walker) finishHeads() {
-	for owner, h := range w.heads {
-		w.bad(&BlockError{Owner: owner, Seq: 1, Err: w.missing(owner, 1, fmt.Sprintf("head is %d", h.Seq))})
+	owners := make([]ledger.Key, 0, len(w.heads))
+	for owner := range w.heads {
+		owners = append(owners, owner)
+	}
+	slices.SortFunc(owners, func(a, b ledger.Key) int { return bytes.Compare(a[:], b[:]) })
+	for _, owner := range owners {
+		w.bad(&BlockError{Owner: owner, Seq: 1, Err: w.missing(owner, 1, fmt.Sprintf("head is %d", w.heads[owner].Seq))})
 	}
 }
 
-// checkFraud re-checks every recorded fork and that its owner is frozen.
+// checkFraud re-checks every recorded fork, that its owner is frozen, and
+// freezes the owner in the replayed State.
 func (w *walker) checkFraud() error {
 	it := w.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: []byte{tFraud}})
 	defer it.Close()
@@ -337,14 +411,20 @@ func (w *walker) checkFraud() error {
 		if err != nil {
 			return err
 		}
-		p, err := decodeProof(v)
+		p, err := ledger.DecodeFraudProof(v)
 		if err == nil {
-			err = checkProof(p, owner, seq)
+			err = p.Verify()
+		}
+		if err == nil && (p.Owner() != owner || p.A.Seq != seq) {
+			err = fmt.Errorf("%w: a fork of block %d of %x", ErrCorrupt, p.A.Seq, p.Owner())
 		}
 		if err == nil {
 			if _, err = w.txn.Get(frozenKey(owner)); errors.Is(err, badger.ErrKeyNotFound) {
-				err = fmt.Errorf("%w: fraud proof for an owner not frozen", ErrCorrupt)
+				err = fmt.Errorf("%w: owner not frozen", ErrCorrupt)
 			}
+		}
+		if err == nil {
+			err = w.st.ApplyFraudProof(p)
 		}
 		if err != nil {
 			w.bad(&BlockError{Owner: owner, Seq: seq, Err: fmt.Errorf("fraud proof: %w", err)})
@@ -353,15 +433,53 @@ func (w *walker) checkFraud() error {
 	return nil
 }
 
-func checkProof(p *FraudProof, owner ledger.Key, seq uint64) error {
-	switch {
-	case p.A.Owner != owner || p.B.Owner != owner || p.A.Seq != seq || p.B.Seq != seq:
-		return fmt.Errorf("%w: blocks of another position", ErrCorrupt)
-	case p.A.ID() == p.B.ID():
-		return fmt.Errorf("%w: the same block twice", ErrCorrupt)
+// checkAccounts compares the stored accounts with the replayed State: every
+// chain has one, and each says what the chains give.
+func (w *walker) checkAccounts() error {
+	for _, m := range accountMismatches(w.txn, w.st) {
+		w.bad(&BlockError{Owner: m.owner, Err: m.err})
 	}
-	if err := p.A.VerifySignature(); err != nil {
-		return err
+	return nil
+}
+
+type accountMismatch struct {
+	owner ledger.Key
+	err   error
+}
+
+func accountMismatches(txn *badger.Txn, st *ledger.State) []accountMismatch {
+	var out []accountMismatch
+	seen := make(map[ledger.Key]bool)
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tAccount}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var owner ledger.Key
+		if len(it.Item().Key()) != 1+keyLen {
+			out = append(out, accountMismatch{err: fmt.Errorf("%w: account key %x", ErrCorrupt, it.Item().Key())})
+			continue
+		}
+		copy(owner[:], it.Item().Key()[1:])
+		seen[owner] = true
+		var stored ledger.Balance
+		err := it.Item().Value(func(v []byte) (err error) {
+			stored, err = decodeAccount(v)
+			return err
+		})
+		if err == nil {
+			want := st.Balance(owner)
+			want.Allowance = 0
+			if stored != want {
+				err = fmt.Errorf("%w: account %+v, the chains give %+v", ErrCorrupt, stored, want)
+			}
+		}
+		if err != nil {
+			out = append(out, accountMismatch{owner: owner, err: err})
+		}
 	}
-	return p.B.VerifySignature()
+	for owner := range st.Heads() {
+		if !seen[owner] {
+			out = append(out, accountMismatch{owner: owner, err: fmt.Errorf("%w: no account", ErrCorrupt)})
+		}
+	}
+	return out
 }

@@ -59,19 +59,19 @@ func threeChains(t *testing.T, s *Store) [][]*ledger.Block {
 func TestVerifySound(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	threeChains(t, s)
-	mc := chain(testKey("mallory"), nil, 2)
+	mc := chain(testKey("mallory"), nil, 3)
 	addAll(t, s, mc)
 	fork := *mc[1]
 	fork.Time++
 	fork.Sign(testKey("mallory"))
-	if err := s.Add(&fork); !errors.Is(err, errFork) {
+	if err := s.Add(&fork); !errors.Is(err, ledger.ErrFork) {
 		t.Fatal(err)
 	}
 	r, err := s.Verify(context.Background())
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if r.Chains != 4 || r.Blocks != 62 || r.FraudProofs != 1 || !r.OK() {
+	if r.Chains != 4 || r.Blocks != 63 || r.FraudProofs != 1 || !r.OK() {
 		t.Fatalf("report %+v", r)
 	}
 }
@@ -116,7 +116,7 @@ func TestVerifyNamesFirstBadBlock(t *testing.T) {
 		name: "re-signed block breaks the next link",
 		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
 			b := *c[2][8]
-			b.Body = []byte("rewritten history")
+			b.Body = spendBody(testKey("rewritten history"), 9)
 			b.Sign(testKey("carol"))
 			rawSet(t, s, blockKey(b.Owner, b.Seq), b.Encode())
 		},
@@ -124,7 +124,7 @@ func TestVerifyNamesFirstBadBlock(t *testing.T) {
 	}, {
 		name: "head behind the chain",
 		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
-			rawSet(t, s, headKey(c[0][0].Owner), encodeHead(Head{Seq: 9, ID: c[0][8].ID()}))
+			rawSet(t, s, headKey(c[0][0].Owner), encodeHead(c[0][8].Head()))
 		},
 		owner: "alice", seq: 10, inText: "past the head",
 	}} {
