@@ -84,7 +84,64 @@ func exportBlock(b *ledger.Block) ExportedBlock {
 	return e
 }
 
-// exportBody decodes the body for its kind.
+// exportedEarn is an Earn body in JSON: keys in hex, the model as a CID,
+// factors in milli, amounts in milli-GFT.
+type exportedEarn struct {
+	Client      string `json:"client"`
+	Session     string `json:"session"`
+	Window      uint32 `json:"window"`
+	Model       string `json:"model"`
+	First       uint16 `json:"first_layer"`
+	Last        uint16 `json:"last_layer"`
+	From        uint32 `json:"from"`
+	To          uint32 `json:"to"`
+	Results     uint32 `json:"results"`
+	Tokens      uint32 `json:"tokens"`
+	Multiplier  uint32 `json:"multiplier_milli"`
+	Reliability uint32 `json:"reliability_milli"`
+	Precision   uint16 `json:"precision_milli"`
+	FLOPs       uint64 `json:"flops"`
+	Amount      uint64 `json:"amount_milli_gft"`
+	Spend       uint64 `json:"spend_milli_gft"`
+}
+
+// exportedSpend is a Spend body in JSON.
+type exportedSpend struct {
+	Server   string `json:"server"`
+	Proposal string `json:"proposal"`
+	Seq      uint64 `json:"proposal_seq"`
+	Amount   uint64 `json:"amount_milli_gft"`
+}
+
+// exportBody decodes the body for its kind; a body that does not decode
+// (which the chain rules keep out of the store) is exported raw.
 func exportBody(b *ledger.Block) any {
+	switch b.Kind {
+	case ledger.KindEarn:
+		e, err := b.Earn()
+		if err != nil {
+			break
+		}
+		model := hex.EncodeToString(e.Model)
+		if c, err := e.ModelCID(); err == nil {
+			model = c.String()
+		}
+		return exportedEarn{
+			Client: hex.EncodeToString(e.Client[:]), Session: hex.EncodeToString(e.Session[:]),
+			Window: e.Window, Model: model, First: e.First, Last: e.Last, From: e.From, To: e.To,
+			Results: e.Results, Tokens: e.Tokens, Multiplier: e.Multiplier,
+			Reliability: e.Reliability, Precision: e.Precision, FLOPs: e.FLOPs,
+			Amount: e.Amount, Spend: e.Spend,
+		}
+	case ledger.KindSpend:
+		sp, err := b.Spend()
+		if err != nil {
+			break
+		}
+		return exportedSpend{
+			Server: hex.EncodeToString(sp.Server[:]), Proposal: sp.Proposal.CID().String(),
+			Seq: sp.Seq, Amount: sp.Amount,
+		}
+	}
 	return map[string]string{"raw": hex.EncodeToString(b.Body)}
 }
