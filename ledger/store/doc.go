@@ -3,31 +3,41 @@
 // queries need, the balances derived from the chains, and the fraud proofs of
 // owners who forked.
 //
+// # The rules are the ledger's
+//
+// The store decides nothing itself: a ledger.State, rebuilt from the chains
+// when the store opens, checks every block (ledger.State.Apply: encoding,
+// signature, sequence, link, time, body, replayed windows) and derives the
+// balances; the store persists what it accepted. A block that breaks a
+// receipt rule is stored, its receipt void. Errors are the ledger's sentinels
+// (ErrGap, ErrBrokenLink, ErrFork, ErrDuplicate…), wrapped.
+//
 // # Writes
 //
 // Add takes a block of any chain and Append makes, signs and stores the next
-// block of the node's own. Before writing, the store checks the block's
-// encoding and signature, that it is the next position of its chain and links
-// to the stored head, and the ledger's rules. Each block is one Badger
-// transaction with sync writes: the block, its indexes and every aggregate it
-// changes commit together or not at all, and a nil error means the block is on
-// disk. A different block for a position already stored is a fork: the store
-// records the pair as a fraud proof and freezes the owner in that same
-// transaction. Writers of one chain are serialized; chains are written in
-// parallel, Badger's conflict detection retrying the rare transactions that
-// touch the same cross-chain keys.
+// block of the node's own. Each block is one Badger transaction with sync
+// writes: the block, its indexes, the pending index and the accounts it
+// changes commit together or not at all, and a nil error means the block is
+// on disk. A different block for a position already stored is a fork: the
+// store records the pair as a fraud proof and freezes the owner (a frozen
+// chain is still stored: its receipts are history; the owner has nothing to
+// spend). Writes are serialized, so the State and the disk take blocks in the
+// same order; a write that fails after the State took its block leaves the
+// store refusing writes (ErrFailed) until it is reopened.
 //
 // # Reads and checks
 //
-// Open re-verifies every chain's head (it decodes, is the block the head names,
-// verifies, links to the block before it, nothing is stored past it) and the
-// format version, and refuses a store that fails, naming the owner and
-// sequence. Verify walks every chain from its first block and names the first
-// bad block of each bad chain; `imece ledger verify` prints it.
+// Open checks the format version and replays every chain into the State,
+// checking each block against its key, the ID index and the head, and refuses
+// a store that fails, naming the owner and sequence of the first bad block. It
+// rewrites stored accounts that disagree with the replay (they are derived).
+// Verify walks the same way into a fresh State and also reports accounts that
+// disagree; VerifyDir does it to a store Open would refuse. `imece ledger
+// verify` prints what they name.
 //
 // # Key layout
 //
-// Every key starts with one byte naming its table. Keys are ed25519 owner keys
+// Every key starts with one byte naming its table. Keys are Ed25519 owner keys
 // (32 bytes), block IDs (32), sequences (8, big-endian, so a prefix scan walks
 // a chain in order) and times (8, Unix milliseconds big-endian with the sign
 // bit flipped, so negative times sort first).
@@ -35,21 +45,25 @@
 //	'm' "version"                         → uint32 store format (1)
 //	'b' owner seq                         → the block's canonical encoding
 //	'i' id                                → owner seq
-//	'h' owner                             → seq id of the chain's head
-//	't' party time owner seq              → ∅ history: party's own blocks and
-//	                                        the halves of others naming it
-//	'c' party counterparty time owner seq → ∅ the same, by counterparty
-//	'p' client server seq                 → ∅ Earn proposals awaiting the
-//	                                        client's agreement
-//	'a' owner                             → the owner's account (balance and
-//	                                        totals), kept with the chains
-//	'f' owner seq                         → fraud proof: the two blocks
+//	'h' owner                             → seq id time of the chain's head
+//	't' party time owner seq              → ∅  history: party's own blocks and
+//	                                           the halves of others naming it
+//	'c' party counterparty time owner seq → ∅  the same, by counterparty
+//	'p' client server seq                 → id  proposals not settled or void
+//	'a' owner                             → account: earned, spent, pending
+//	                                           earn, pending spend (milli-GFT,
+//	                                           uint64 each), frozen (1 byte)
+//	'f' owner seq                         → fraud proof (ledger encoding)
 //	'z' owner                             → seq of the first fork: frozen
+//
+// Values are written by this package only; a change of layout is a new
+// format version, which Open refuses until a migration exists.
 //
 // # What it is not
 //
 // The store does not talk to the network: ledger/replicate gossips and syncs,
-// and calls Add with what it receives. It does not define the rules either: the
-// encoding, signatures, receipt checks and balance arithmetic are package
-// ledger's, so every validator runs the same code whatever its storage.
+// and calls Add and AddFraudProof with what it receives. It does not define
+// the rules either: the encoding, signatures, receipt checks and balance
+// arithmetic are package ledger's, so every validator runs the same code
+// whatever its storage.
 package store
