@@ -189,7 +189,7 @@ func NewState(g *Genesis, costOf func(model []byte) (Cost, bool)) *State {
 func (s *State) account(k Key) *account {
 	a := s.accounts[k]
 	if a == nil {
-		a = &account{windows: make(map[[48]byte]uint32)}
+		a = &account{}
 		s.accounts[k] = a
 	}
 	return a
@@ -247,6 +247,9 @@ func (s *State) Apply(b *Block) (Result, error) {
 	a.head, a.headID = b, id
 	var res Result
 	if e != nil {
+		if a.windows == nil {
+			a.windows = make(map[[48]byte]uint32)
+		}
 		a.windows[windowKey(e)] = e.Window
 		s.propose(&res, b.Owner, b.Seq, id, e)
 	} else {
