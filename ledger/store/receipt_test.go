@@ -14,7 +14,7 @@ import (
 
 // receipt makes one settled receipt: server's proposal of window w to client
 // and client's agreement, as blocks after the given heads.
-func receipt(t *testing.T, server, client *party, model string, w uint32) (earn, spend *ledger.Block) {
+func receipt(t testing.TB, server, client *party, model string, w uint32) (earn, spend *ledger.Block) {
 	t.Helper()
 	e := earnFor(t, client.key, model, w)
 	earn, err := ledger.NewEarn(server.priv, server.head, e, server.next())
