@@ -178,7 +178,13 @@ func (s *Store) recordFork(p *ledger.FraudProof) error {
 	if err := txn.Set(fraudKey(owner, p.A.Seq), p.Encode()); err != nil {
 		return s.fail(err)
 	}
-	if err := txn.Set(frozenKey(owner), seqValue(p.A.Seq)); err != nil {
+	// The frozen mark keeps the first fork's position; later proofs are kept
+	// beside it.
+	if _, err := txn.Get(frozenKey(owner)); errors.Is(err, badger.ErrKeyNotFound) {
+		if err := txn.Set(frozenKey(owner), seqValue(p.A.Seq)); err != nil {
+			return s.fail(err)
+		}
+	} else if err != nil {
 		return s.fail(err)
 	}
 	if err := s.writeAccount(txn, owner); err != nil {

@@ -50,6 +50,7 @@ type BlockError struct {
 	Err   error
 }
 
+// Error names the block in full (hex owner, CID), for an operator to find it.
 func (e *BlockError) Error() string {
 	var b strings.Builder
 	if e.Seq == 0 {
