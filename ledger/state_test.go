@@ -95,6 +95,18 @@ func mustApply(t testing.TB, st *State, b *Block) Result {
 	return res
 }
 
+// applyAll applies blocks in order and gathers what they did.
+func applyAll(t testing.TB, st *State, blocks ...*Block) Result {
+	t.Helper()
+	var res Result
+	for _, b := range blocks {
+		r := mustApply(t, st, b)
+		res.Void = append(res.Void, r.Void...)
+		res.Settled = append(res.Settled, r.Settled...)
+	}
+	return res
+}
+
 // TestStateRefuses: blocks that break a chain rule are not applied, each with its
 // own error, and the chain continues from its head once the right block comes.
 func TestStateRefuses(t *testing.T) {
@@ -248,12 +260,7 @@ func TestStateVoid(t *testing.T) {
 		// void), and after (void at once).
 		for _, order := range [][]*Block{{ghost, real}, {real, ghost}} {
 			st := newState()
-			var res Result
-			for _, b := range order {
-				r := mustApply(t, st, b)
-				res.Void = append(res.Void, r.Void...)
-				res.Settled = append(res.Settled, r.Settled...)
-			}
+			res := applyAll(t, st, order...)
 			assertVoid(t, res, ghost, ErrUnlinked)
 			if st.Balance(client.key).PendingSpend != 0 {
 				t.Fatal("a void agreement is still pending")
@@ -279,12 +286,7 @@ func TestStateVoid(t *testing.T) {
 		second := client.agree(t, earn)
 		for _, order := range [][]*Block{{earn, first, second}, {first, second, earn}, {first, earn, second}} {
 			st := newState()
-			var res Result
-			for _, b := range order {
-				r := mustApply(t, st, b)
-				res.Void = append(res.Void, r.Void...)
-				res.Settled = append(res.Settled, r.Settled...)
-			}
+			res := applyAll(t, st, order...)
 			if len(res.Settled) != 1 || res.Settled[0].Agreement != first.ID() {
 				t.Fatalf("settled %+v", res.Settled)
 			}
