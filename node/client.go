@@ -52,6 +52,9 @@ func (n *Node) OpenModel(ctx context.Context, id cid.Cid, wait time.Duration) (_
 	for _, p := range servers(snap) {
 		info, err := pipeline.FetchModelInfo(ctx, n.h, p, id)
 		if err == nil {
+			if err := n.ledger.Learn(info.Manifest); err != nil {
+				return nil, fmt.Errorf("price model: %w", err)
+			}
 			return &Model{n: n, Info: info, Cov: cov}, nil
 		}
 		errs = append(errs, err)
@@ -103,7 +106,8 @@ func servers(s dht.Snapshot) []peer.ID {
 func (m *Model) Opener(opts ...pipeline.RemoteOption) pipeline.Opener {
 	c := m.Info.Manifest.Config
 	return func(ctx context.Context, maxLen int) (pipeline.Runner, error) {
-		opts := append([]pipeline.RemoteOption{pipeline.WithRemoteLogger(m.n.log)}, opts...)
+		opts := append([]pipeline.RemoteOption{pipeline.WithRemoteLogger(m.n.log),
+			pipeline.WithPayer(m.n.ledger, int(m.n.ledger.g.SettlementTokens))}, opts...)
 		return pipeline.OpenRemote(ctx, m.n.h, m.Info.CID, c.Layers, c.VocabSize, maxLen, m.n.PeerSource(m.Cov), opts...)
 	}
 }

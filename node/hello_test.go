@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imece/imece/ledger"
 )
 
 // TestOtherNetworkRefused: a node whose genesis differs from its bootstrap
@@ -14,11 +16,16 @@ import (
 func TestOtherNetworkRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	start := func(nw Network, boot ...string) (*Node, error) {
+	start := func(g *ledger.Genesis, boot ...string) (*Node, error) {
 		return Start(ctx, WithDataDir(t.TempDir()), WithListen("/ip4/127.0.0.1/tcp/0"), WithNAT(false),
-			WithNetwork(nw), WithBootstrap(boot...), WithNodeLogger(slog.New(slog.DiscardHandler)))
+			WithGenesis(g), WithBootstrap(boot...), WithNodeLogger(slog.New(slog.DiscardHandler)))
 	}
-	alpha := Network{ID: "alpha", Genesis: [32]byte{1}}
+	genesis := func(network string, allowance uint64) *ledger.Genesis {
+		g := ledger.DefaultGenesis()
+		g.Network, g.StarterAllowance = network, allowance
+		return g
+	}
+	alpha := genesis("alpha", 1000)
 	a, err := start(alpha)
 	if err != nil {
 		t.Fatal(err)
@@ -26,11 +33,11 @@ func TestOtherNetworkRefused(t *testing.T) {
 	defer a.Close()
 	boot := a.Addrs()[0].String()
 
-	for _, other := range []Network{{ID: "beta", Genesis: [32]byte{1}}, {ID: "alpha", Genesis: [32]byte{2}}} {
+	for _, other := range []*ledger.Genesis{genesis("beta", 1000), genesis("alpha", 2000)} {
 		b, err := start(other, boot)
 		if err == nil {
 			b.Close()
-			t.Fatalf("a node of %v joined %v", other, alpha)
+			t.Fatalf("a node of %v joined %v", other.Network, alpha.Network)
 		}
 		if !errors.Is(err, ErrOtherNetwork) || !strings.Contains(err.Error(), `"alpha"`) {
 			t.Fatalf("err = %v, want one naming the other network", err)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -167,4 +168,21 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		_ = d.Close()
 	}
+}
+
+// LoadIdentity reads an existing identity as an Ed25519 key, for tools that
+// read a node's data without running it (imece ledger).
+func LoadIdentity(dataDir string) (ed25519.PrivateKey, error) {
+	key, err := loadIdentity(filepath.Join(dataDir, IdentityFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no node identity in %s: %w", dataDir, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := key.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("identity in %s is not an Ed25519 key", dataDir)
+	}
+	return ed25519.PrivateKey(raw), nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imece/imece/dht"
 	"github.com/imece/imece/kernels"
+	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 )
@@ -42,7 +43,7 @@ type nodeConfig struct {
 	backend kernels.Backend
 	layers  Layers
 
-	network    Network
+	genesis    *ledger.Genesis
 	dhtMode    dht.Mode
 	dhtOpts    []dht.Option
 	serverOpts []pipeline.ServerOption
@@ -97,14 +98,14 @@ func WithClientMode() Option {
 	return func(c *nodeConfig) error { c.dhtMode = dht.ModeClient; return nil }
 }
 
-// WithNetwork sets the network the node belongs to: peers of any other network
-// are refused at connection.
-func WithNetwork(n Network) Option {
+// WithGenesis sets the network the node belongs to (default: the local network
+// of ledger.DefaultGenesis): its parameters, and the hash peers must share.
+func WithGenesis(g *ledger.Genesis) Option {
 	return func(c *nodeConfig) error {
-		if n.ID == "" || len(n.ID) > maxNetworkID {
-			return fmt.Errorf("network id %q: want 1 to %d bytes", n.ID, maxNetworkID)
+		if err := g.Validate(); err != nil {
+			return err
 		}
-		c.network = n
+		c.genesis = g
 		return nil
 	}
 }
@@ -127,14 +128,15 @@ func WithHostOptions(opts ...HostOption) Option {
 // Node is a running peer: a libp2p host, discovery, and, for a volunteer, the
 // stage server for its layers and the model protocol for light clients.
 type Node struct {
-	cfg   nodeConfig
-	log   *slog.Logger
-	h     host.Host
-	gate  *gate
-	hello *greeter
-	disc  *dht.Discovery
-	link  *MeshLink
-	lan   *LANDiscovery
+	cfg    nodeConfig
+	log    *slog.Logger
+	h      host.Host
+	ledger *Ledger
+	gate   *gate
+	hello  *greeter
+	disc   *dht.Discovery
+	link   *MeshLink
+	lan    *LANDiscovery
 
 	srv      *pipeline.StageServer
 	stopInfo func()
@@ -146,7 +148,7 @@ type Node struct {
 // Start brings a node up: identity, host, bootstrap, DHT; and for a volunteer,
 // chooses its layers, starts serving them and announces them. ctx bounds start-up.
 func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
-	cfg := nodeConfig{mdns: false, nat: true, log: slog.Default(), dhtMode: dht.ModeServer, network: Network{ID: "imece-local"}}
+	cfg := nodeConfig{mdns: false, nat: true, log: slog.Default(), dhtMode: dht.ModeServer, genesis: ledger.DefaultGenesis()}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -174,7 +176,11 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if n.h, err = NewHost(ctx, hopts...); err != nil {
 		return nil, err
 	}
-	n.hello = startGreeter(n.h, cfg.network, n.gate, cfg.log)
+	network := Network{ID: cfg.genesis.Network, Genesis: cfg.genesis.Hash()}
+	n.hello = startGreeter(n.h, network, n.gate, cfg.log)
+	if n.ledger, err = openLedger(cfg.dataDir, cfg.genesis, key, cfg.log); err != nil {
+		return nil, err
+	}
 	boot, err := ParseBootstrapAddrs(cfg.bootstrap)
 	if err != nil {
 		return nil, err
@@ -245,17 +251,21 @@ func (n *Node) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sopts := append([]pipeline.ServerOption{pipeline.WithServerLogger(n.log), pipeline.WithStreamGuard(DirectOnly)}, n.cfg.serverOpts...)
+	mf, err := m.Manifest()
+	if err != nil {
+		return err
+	}
+	if err := n.ledger.Learn(mf); err != nil {
+		return fmt.Errorf("price model: %w", err)
+	}
+	sopts := append([]pipeline.ServerOption{pipeline.WithServerLogger(n.log), pipeline.WithStreamGuard(DirectOnly),
+		pipeline.WithBilling(n.ledger)}, n.cfg.serverOpts...)
 	if n.srv, err = pipeline.NewStageServer(n.h, m, id, n.cfg.backend, first, last, sopts...); err != nil {
 		return err
 	}
 	rate, err := MeasureThroughput(m, n.cfg.backend, first, last)
 	if err != nil {
 		return fmt.Errorf("measure throughput: %w", err)
-	}
-	mf, err := m.Manifest()
-	if err != nil {
-		return err
 	}
 	mfBytes := mf.Encode()
 	tok, err := model.TokenizerBlob(m.Meta, m.TokenizerJSON, m.TokenizerConfigJSON)
@@ -350,6 +360,9 @@ func (n *Node) chooseLayers(ctx context.Context, id cid.Cid) (int, int, error) {
 	return first, last, nil
 }
 
+// Ledger is the node's ledger: its chain, everyone's it has learnt, balances.
+func (n *Node) Ledger() *Ledger { return n.ledger }
+
 // Host is the node's libp2p host.
 func (n *Node) Host() host.Host { return n.h }
 
@@ -398,6 +411,9 @@ func (n *Node) Close() error {
 	}
 	if n.link != nil {
 		errs = append(errs, n.link.Close())
+	}
+	if n.ledger != nil {
+		errs = append(errs, n.ledger.st.Close())
 	}
 	if n.hello != nil {
 		n.hello.close()

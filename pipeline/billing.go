@@ -49,9 +49,9 @@ type Billing interface {
 	// Propose records this server's signed half of a receipt for u on its chain
 	// and returns the block's encoding.
 	Propose(u Usage) ([]byte, error)
-	// Pending returns an earlier proposal for (client, session) that the client
+	// Pending returns the proposal for (client, session, window) that the client
 	// has not countersigned, if there is one.
-	Pending(client [32]byte, session SessionID) ([]byte, bool)
+	Pending(client [32]byte, session SessionID, window int) ([]byte, bool)
 	// Agreed checks and stores the client's half of the receipt proposed.
 	Agreed(proposal, agreement []byte) error
 }
@@ -117,8 +117,8 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 	writeStatusBlob(st, 0, nil)
 }
 
-// propose closes the window of a live session, or finds the pending proposal of
-// an ended one.
+// propose closes the window of a live session, or finds the proposal already
+// made for it (the session ended and proposed its last window itself).
 func (s *StageServer) propose(client [32]byte, id SessionID, hop, window int) ([]byte, ErrorCode, error) {
 	s.mu.Lock()
 	se := s.byKey[sessionKey{id, hop}]
@@ -127,20 +127,22 @@ func (s *StageServer) propose(client [32]byte, id SessionID, hop, window int) ([
 		if se.client != client {
 			return nil, CodeNoSuchSession, errors.New("the session is another client's")
 		}
-		u, ok := se.closeWindow(window, false)
-		if !ok {
-			return nil, CodeBadRequest, fmt.Errorf("window %d is not the session's open window", window)
+		// The session's settle lock makes closing a window and recording its
+		// proposal one step, so a proposal never goes missing between the two.
+		se.settleMu.Lock()
+		defer se.settleMu.Unlock()
+		if u, ok := se.closeWindow(window, false); ok {
+			p, err := s.cfg.billing.Propose(u)
+			if err != nil {
+				return nil, CodeInternal, err
+			}
+			return p, 0, nil
 		}
-		p, err := s.cfg.billing.Propose(u)
-		if err != nil {
-			return nil, CodeInternal, err
-		}
+	}
+	if p, ok := s.cfg.billing.Pending(client, id, window); ok {
 		return p, 0, nil
 	}
-	if p, ok := s.cfg.billing.Pending(client, id); ok {
-		return p, 0, nil
-	}
-	return nil, CodeNoSuchSession, errors.New("no such session and nothing pending")
+	return nil, CodeNoSuchSession, fmt.Errorf("no open window %d and no proposal pending for it", window)
 }
 
 // closeWindow ends the session's current settlement window (when its index is
@@ -169,6 +171,8 @@ func (se *stageSession) settleOnEnd() {
 	if b == nil || se.eng == nil {
 		return
 	}
+	se.settleMu.Lock()
+	defer se.settleMu.Unlock()
 	se.usageMu.Lock()
 	w := se.usage.Window
 	idle := se.eng.Pos() == se.usage.From

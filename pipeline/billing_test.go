@@ -43,7 +43,7 @@ func (t *tally) Propose(u Usage) ([]byte, error) {
 	return b, nil
 }
 
-func (t *tally) Pending(client [32]byte, _ SessionID) ([]byte, bool) {
+func (t *tally) Pending(client [32]byte, _ SessionID, _ int) ([]byte, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b, ok := t.pending[client]

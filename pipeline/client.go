@@ -334,7 +334,6 @@ type Remote struct {
 	cfg    remoteConfig
 
 	chain    *chainConn
-	bg       sync.WaitGroup // settlements of abandoned chains
 	topK     int
 	history  [][]int32 // batches sent, in order
 	excluded []string
@@ -496,9 +495,10 @@ func (r *Remote) reopen(ctx context.Context) error {
 	return nil
 }
 
-// abandon drops a failed chain, settling what the surviving stages did for it:
-// each of them proposes its last window when the session ends, and a proposal
-// left unsigned would bar this client from that stage.
+// abandon drops a failed chain, settling what the surviving stages did for it
+// first: each of them proposes its last window when the session ends, and a
+// proposal left unsigned would bar this client from that stage, which the next
+// chain may well use. A dead stage cannot be settled; the wait for it is short.
 func (r *Remote) abandon() {
 	c := r.chain
 	r.chain = nil
@@ -506,13 +506,14 @@ func (r *Remote) abandon() {
 	if r.cfg.payer == nil {
 		return
 	}
-	// In the background: recovery must not wait for a dead peer's timeout.
-	r.bg.Go(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), receiptTimeout)
-		defer cancel()
-		c.settle(sctx, r.cfg.payer, r.cfg.log)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), abandonSettleTimeout)
+	defer cancel()
+	c.settle(ctx, r.cfg.payer, r.cfg.log)
 }
+
+// abandonSettleTimeout bounds the settlement of a failed chain, which delays
+// recovery by as much when a stage died without closing its connection.
+const abandonSettleTimeout = 3 * time.Second
 
 // FormatRoute writes a chain for people: short peer IDs and their layers.
 func FormatRoute(route []Hop) string {
@@ -597,7 +598,6 @@ func (r *Remote) Close() error {
 		r.chain.close()
 		r.chain = nil
 	}
-	r.bg.Wait()
 	return nil
 }
 

@@ -370,9 +370,10 @@ type stageSession struct {
 	fwdOut ForwardFrame
 	resOut ResultFrame
 
-	client  [32]byte
-	usageMu sync.Mutex
-	usage   Usage // the open settlement window
+	client   [32]byte
+	settleMu sync.Mutex // closing a window and proposing its receipt are one step
+	usageMu  sync.Mutex
+	usage    Usage // the open settlement window
 
 	failOnce  sync.Once
 	ended     chan struct{}

@@ -66,6 +66,7 @@ runs this one binary; there is no coordinator.`,
 		a.modelCmd(),
 		a.nodeCmd(),
 		a.testnetCmd(),
+		a.ledgerCmd(),
 	)
 	return root
 }

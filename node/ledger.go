@@ -1,0 +1,332 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/imece/imece/ledger"
+	"github.com/imece/imece/ledger/store"
+	"github.com/imece/imece/pipeline"
+	"github.com/imece/imece/pipeline/model"
+)
+
+// costBook holds the cost of every model this node knows the manifest of: the
+// models it serves and those it used as a client. Receipts of other models wait,
+// unverified, until the book learns them.
+type costBook struct {
+	mu    sync.RWMutex
+	costs map[string]ledger.Cost
+}
+
+func (b *costBook) add(mf *model.Manifest) error {
+	c, err := ledger.CostOf(mf)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.costs == nil {
+		b.costs = map[string]ledger.Cost{}
+	}
+	b.costs[string(mf.CID().Bytes())] = c
+	return nil
+}
+
+func (b *costBook) lookup(m []byte) (ledger.Cost, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	c, ok := b.costs[string(m)]
+	return c, ok
+}
+
+// Ledger is the node's side of the economy: its chain and everyone else's in the
+// store, and the receipts of the sessions it serves (pipeline.Billing) and uses
+// (pipeline.Payer).
+type Ledger struct {
+	st    *store.Store
+	g     *ledger.Genesis
+	priv  ed25519.PrivateKey
+	self  ledger.Key
+	costs *costBook
+	log   *slog.Logger
+	// publish hands a block this node made or received directly to replication.
+	publish func(*ledger.Block)
+	// fetch asks replication for the blocks of an owner's chain that this store
+	// lacks, from the peer that has them.
+	fetch func(ctx context.Context, from peer.ID, owner ledger.Key) error
+
+	mu sync.Mutex
+	// orphans are agreements received before the rest of their owner's chain:
+	// the receipt is settled for admission's purposes, and the block is stored
+	// once replication brings what comes before it.
+	orphans map[ledger.BlockID]*ledger.Block
+}
+
+var (
+	_ pipeline.Billing = (*Ledger)(nil)
+	_ pipeline.Payer   = (*Ledger)(nil)
+)
+
+// openLedger opens the node's ledger store in <data>/ledger.
+func openLedger(dataDir string, g *ledger.Genesis, key crypto.PrivKey, log *slog.Logger) (*Ledger, error) {
+	raw, err := key.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("ledger: the identity is not an Ed25519 key")
+	}
+	l := &Ledger{g: g, priv: ed25519.PrivateKey(raw), costs: &costBook{}, log: log}
+	copy(l.self[:], l.priv.Public().(ed25519.PublicKey))
+	l.st, err = store.Open(filepath.Join(dataDir, "ledger"),
+		store.WithGenesis(g), store.WithCosts(l.costs.lookup), store.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	return l, nil
+}
+
+// ErrInsufficientCredits means a client cannot pay for a session.
+var ErrInsufficientCredits = errors.New("insufficient credits")
+
+// Store is the node's ledger store.
+func (l *Ledger) Store() *store.Store { return l.st }
+
+// Genesis is the network's genesis.
+func (l *Ledger) Genesis() *ledger.Genesis { return l.g }
+
+// Self is the node's ledger key.
+func (l *Ledger) Self() ledger.Key { return l.self }
+
+// Learn records a model's manifest, so receipts of it can be priced and checked.
+func (l *Ledger) Learn(mf *model.Manifest) error {
+	if err := l.costs.add(mf); err != nil {
+		return err
+	}
+	_, err := l.st.Revalidate()
+	return err
+}
+
+// Admit implements pipeline.Billing: a client may open a session if it is not
+// frozen, owes this stage no countersignature, and can pay for the session's
+// longest possible output at these layers.
+func (l *Ledger) Admit(client [32]byte, m cid.Cid, first, last, maxLen int) error {
+	k := ledger.Key(client)
+	bal, err := l.st.Balance(k)
+	if err != nil {
+		return err
+	}
+	if bal.Frozen {
+		return fmt.Errorf("credits frozen: client %s forked its chain", k)
+	}
+	pending, err := l.st.Pending(k)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range pending {
+		if _, agreed := l.orphans[p.ID()]; agreed {
+			continue
+		}
+		if p.Owner == l.self {
+			e, _ := p.Earn()
+			return fmt.Errorf("unsigned receipt: this stage's proposal %d (session %x, window %d) awaits the client's signature; settle it first",
+				p.Seq, e.Session[:4], e.Window)
+		}
+	}
+	cost, ok := l.costs.lookup(m.Bytes())
+	if !ok {
+		return fmt.Errorf("model %s unknown to this stage's ledger", m)
+	}
+	prec, err := ledger.PrecisionOf(cost, l.g, first, last)
+	if err != nil {
+		return err
+	}
+	need := ledger.Spent(ledger.FLOPsPerToken(cost, first, last), uint32(maxLen), prec)
+	if have := bal.Available(); have < int64(min(need, 1<<62)) {
+		return fmt.Errorf("%w: have %s, need %s", ErrInsufficientCredits, ledger.FormatGFT(have), ledger.FormatGFT(int64(min(need, 1<<62))))
+	}
+	return nil
+}
+
+// Propose implements pipeline.Billing: the server's half of a receipt, priced and
+// appended to this node's chain before anyone sees it.
+func (l *Ledger) Propose(u pipeline.Usage) ([]byte, error) {
+	cost, ok := l.costs.lookup(u.Model.Bytes())
+	if !ok {
+		return nil, fmt.Errorf("model %s unknown to this stage's ledger", u.Model)
+	}
+	e := &ledger.Earn{
+		Client: ledger.Key(u.Client), Session: u.Session, Window: uint32(u.Window), Model: u.Model.Bytes(),
+		First: uint16(u.First), Last: uint16(u.Last), From: uint32(u.From), To: uint32(u.To),
+		Results: uint32(u.Results), Tokens: uint32(u.Tokens),
+		Multiplier: 1000, Reliability: 1000, // until the trust work measures them
+	}
+	if err := e.Price(cost, l.g); err != nil {
+		return nil, err
+	}
+	b, err := l.st.Append(l.priv, ledger.KindEarn, e.Encode())
+	if err != nil {
+		return nil, err
+	}
+	l.share(b)
+	return b.Encode(), nil
+}
+
+// Pending implements pipeline.Billing.
+func (l *Ledger) Pending(client [32]byte, session pipeline.SessionID, window int) ([]byte, bool) {
+	blocks, err := l.st.Pending(ledger.Key(client))
+	if err != nil {
+		return nil, false
+	}
+	for _, b := range blocks {
+		if b.Owner != l.self {
+			continue
+		}
+		if e, err := b.Earn(); err == nil && e.Session == session && int(e.Window) == window {
+			return b.Encode(), true
+		}
+	}
+	return nil, false
+}
+
+// Agreed implements pipeline.Billing: the client's half is stored (and so
+// checked) like any block of another chain.
+func (l *Ledger) Agreed(proposal, agreement []byte) error {
+	p, err := ledger.DecodeBlock(proposal)
+	if err != nil {
+		return err
+	}
+	a, err := ledger.DecodeBlock(agreement)
+	if err != nil {
+		return err
+	}
+	s, err := a.Spend()
+	if err != nil {
+		return err
+	}
+	if s.Proposal != p.ID() || s.Server != l.self {
+		return errors.New("the agreement names another proposal")
+	}
+	err = l.st.Add(a)
+	switch {
+	case err == nil || errors.Is(err, ledger.ErrDuplicate):
+	case errors.Is(err, ledger.ErrGap):
+		if err := a.VerifySignature(); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		if l.orphans == nil {
+			l.orphans = map[ledger.BlockID]*ledger.Block{}
+		}
+		l.orphans[p.ID()] = a
+		l.mu.Unlock()
+		if l.fetch != nil {
+			go l.catchUp(a.Owner, s.Proposal)
+		}
+	default:
+		return err
+	}
+	l.share(a)
+	return nil
+}
+
+// catchUp fetches the chain of an agreement's owner and stores the agreement.
+func (l *Ledger) catchUp(owner ledger.Key, proposal ledger.BlockID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := peerOf(owner)
+	if err == nil {
+		err = l.fetch(ctx, p, owner)
+	}
+	if err != nil {
+		l.log.Debug("agreement's chain not fetched", "owner", owner, "err", err)
+	}
+	l.StoreOrphans()
+}
+
+// StoreOrphans stores the agreements whose chains have caught up.
+func (l *Ledger) StoreOrphans() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, a := range l.orphans {
+		if err := l.st.Add(a); err == nil || errors.Is(err, ledger.ErrDuplicate) || !errors.Is(err, ledger.ErrGap) {
+			delete(l.orphans, id)
+		}
+	}
+}
+
+// peerOf is the peer ID of a ledger key: Ed25519 peer IDs embed the key.
+func peerOf(k ledger.Key) (peer.ID, error) {
+	pub, err := crypto.UnmarshalEd25519PublicKey(k[:])
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPublicKey(pub)
+}
+
+// Agree implements pipeline.Payer: the client checks the proposal against what it
+// sent and against the model, then countersigns it on its chain.
+func (l *Ledger) Agree(proposal []byte, u pipeline.Usage) ([]byte, error) {
+	p, err := ledger.DecodeBlock(proposal)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.VerifySignature(); err != nil {
+		return nil, err
+	}
+	e, err := p.Earn()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case e.Client != l.self:
+		return nil, errors.New("the proposal bills someone else")
+	case e.Session != u.Session || int(e.Window) != u.Window:
+		return nil, fmt.Errorf("the proposal is for session %x window %d, not %x window %d", e.Session[:4], e.Window, u.Session[:4], u.Window)
+	case !bytes.Equal(e.Model, u.Model.Bytes()) || int(e.First) != u.First || int(e.Last) != u.Last:
+		return nil, fmt.Errorf("the proposal names other work: layers [%d, %d)", e.First, e.Last)
+	case int(e.From) != u.From || int(e.To) > u.To || int(e.Results) > u.Results || int(e.Tokens) > u.Tokens:
+		return nil, fmt.Errorf("the proposal claims positions [%d, %d), %d results, %d tokens; this client sent [%d, %d), %d, %d",
+			e.From, e.To, e.Results, e.Tokens, u.From, u.To, u.Results, u.Tokens)
+	case e.Multiplier > l.g.MaxMultiplier() || e.Reliability > 1000:
+		return nil, fmt.Errorf("the proposal claims multiplier %d and reliability %d", e.Multiplier, e.Reliability)
+	}
+	cost, ok := l.costs.lookup(e.Model)
+	if !ok {
+		return nil, fmt.Errorf("model %x unknown to this client's ledger", e.Model)
+	}
+	if err := ledger.ValidateEarn(p, e, cost, l.g); err != nil {
+		return nil, err
+	}
+	// Keep the server's half when its chain is known here; otherwise
+	// replication brings it with the blocks before it.
+	if err := l.st.Add(p); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		l.log.Debug("proposal kept for later", "server", p.Owner, "seq", p.Seq, "err", err)
+	}
+	s, err := ledger.SpendFor(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := l.st.Append(l.priv, ledger.KindSpend, s.Encode())
+	if err != nil {
+		return nil, err
+	}
+	l.share(b)
+	return b.Encode(), nil
+}
+
+func (l *Ledger) share(b *ledger.Block) {
+	if l.publish != nil {
+		l.publish(b)
+	}
+}
