@@ -117,7 +117,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s.log.Debug("store opened", "dir", dir, "chains", r.Chains, "blocks", r.Blocks, "took", time.Since(start))
+	s.log.Info("store opened", "dir", dir, "chains", r.Chains, "blocks", r.Blocks, "took", time.Since(start))
 	return s, nil
 }
 

@@ -200,8 +200,17 @@ func TestDiskCorruption(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
+			// Damage a copy, as `imece ledger verify` would be run on one.
+			orig := dir
+			dir = t.TempDir()
+			if err := os.CopyFS(dir, os.DirFS(orig)); err != nil {
+				t.Fatal(err)
+			}
 			victim := bob[victimSeq-1]
 			flipBytes(t, dir, victim.Sig[:])
+			if _, err := VerifyDir(context.Background(), orig, WithReadOnly()); err != nil {
+				t.Fatalf("the original: %v", err)
+			}
 
 			if s, err := Open(dir); err != nil {
 				t.Logf("Open: %v", err)
