@@ -33,9 +33,9 @@ type config struct {
 	readOnly     bool
 	genesis      *ledger.Genesis
 	costOf       func(model []byte) (ledger.Cost, bool)
-	// skipHeadCheck lets VerifyDir open a store whose heads are damaged so
-	// the walk can name the first bad block.
-	skipHeadCheck bool
+	// verifyOnly lets VerifyDir open a store without Open's replay, which
+	// would refuse a damaged store, so Verify can name its first bad block.
+	verifyOnly bool
 }
 
 func defaultConfig() config {

@@ -101,7 +101,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.skipHeadCheck {
+	if s.cfg.verifyOnly {
 		s.failed = errors.New("opened for verification only")
 		return s, nil
 	}

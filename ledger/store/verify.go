@@ -83,7 +83,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 // Open would refuse still gets its first bad block named. Pass WithReadOnly
 // to leave a cleanly closed directory untouched.
 func VerifyDir(ctx context.Context, dir string, opts ...Option) (*Report, error) {
-	opts = append(opts[:len(opts):len(opts)], func(c *config) error { c.skipHeadCheck = true; return nil })
+	opts = append(opts[:len(opts):len(opts)], func(c *config) error { c.verifyOnly = true; return nil })
 	s, err := Open(dir, opts...)
 	if err != nil {
 		return nil, err
