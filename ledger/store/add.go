@@ -274,18 +274,10 @@ func deletePending(txn *badger.Txn, b *ledger.Block, id ledger.BlockID, counterp
 		}
 		return nil
 	}
-	item, err := txn.Get(idKey(pid))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	owner, seq, err := lookupID(txn, pid)
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	ref, err := item.ValueCopy(nil)
-	if err != nil {
-		return err
-	}
-	owner, seq, err := parseBlockRef(ref)
 	if err != nil {
 		return err
 	}

@@ -45,16 +45,9 @@ func (s *Store) Export(ctx context.Context, w io.Writer) error {
 					return err
 				}
 			}
-			owner, seq, err := parseBlockKey(it.Item().Key())
+			b, err := itemBlock(it.Item())
 			if err != nil {
 				return err
-			}
-			var b *ledger.Block
-			if err := it.Item().Value(func(v []byte) (err error) {
-				b, err = decodeStored(owner, seq, v)
-				return err
-			}); err != nil {
-				return &BlockError{Owner: owner, Seq: seq, Err: err}
 			}
 			if err := enc.Encode(exportBlock(b)); err != nil {
 				return err

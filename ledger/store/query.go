@@ -45,18 +45,7 @@ func (s *Store) Get(owner ledger.Key, seq uint64) (*ledger.Block, error) {
 func (s *Store) ByID(id ledger.BlockID) (*ledger.Block, error) {
 	var b *ledger.Block
 	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(idKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		owner, seq, err := parseBlockRef(v)
+		owner, seq, err := lookupID(txn, id)
 		if err != nil {
 			return err
 		}
@@ -87,19 +76,12 @@ func (s *Store) Range(owner ledger.Key, from uint64, n int) ([]*ledger.Block, er
 		defer it.Close()
 		want := from
 		for it.Seek(blockKey(owner, from)); it.Valid() && len(out) < n; it.Next() {
-			_, seq, err := parseBlockKey(it.Item().Key())
+			b, err := itemBlock(it.Item())
 			if err != nil {
 				return err
 			}
-			if seq != want {
+			if b.Seq != want {
 				return &BlockError{Owner: owner, Seq: want, Err: fmt.Errorf("%w: missing before the head", ErrCorrupt)}
-			}
-			var b *ledger.Block
-			if err := it.Item().Value(func(v []byte) (err error) {
-				b, err = decodeStored(owner, seq, v)
-				return err
-			}); err != nil {
-				return &BlockError{Owner: owner, Seq: seq, Err: err}
 			}
 			out = append(out, b)
 			want++
@@ -200,28 +182,12 @@ func (s *Store) Proposals(k ledger.Key) ([]ledger.Proposal, error) {
 	return s.state.Proposals(k), nil
 }
 
-// Pending lists the proposals awaiting client's agreement, by server and
-// sequence, from the pending index: the receipts a client still owes. It
-// reads only the index, so it is cheap enough for every session's start.
+// Pending lists the proposals awaiting client's agreement (at most
+// MaxHistory), by server and sequence, from the pending index: the receipts
+// a client still owes. It reads an index, not the State, so it is cheap
+// enough for every session's start.
 func (s *Store) Pending(client ledger.Key) ([]*ledger.Block, error) {
-	var out []*ledger.Block
-	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixWith(tPending, client[:])})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			owner, seq, err := refFromIndexKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			b, err := readBlock(txn, owner, seq)
-			if err != nil {
-				return &BlockError{Owner: owner, Seq: seq, Err: fmt.Errorf("pending proposal: %w", err)}
-			}
-			out = append(out, b)
-		}
-		return nil
-	})
-	return out, err
+	return s.indexed(prefixWith(tPending, client[:]), MaxHistory, false)
 }
 
 // Revalidate settles (or voids) the receipts whose model the store did not

@@ -302,6 +302,41 @@ func readBlock(txn *badger.Txn, owner ledger.Key, seq uint64) (*ledger.Block, er
 	return b, err
 }
 
+// itemBlock decodes the block an iterator over tBlock is at.
+func itemBlock(item *badger.Item) (*ledger.Block, error) {
+	owner, seq, err := parseBlockKey(item.Key())
+	if err != nil {
+		return nil, err
+	}
+	var b *ledger.Block
+	if err := item.Value(func(v []byte) (err error) {
+		b, err = decodeStored(owner, seq, v)
+		return err
+	}); err != nil {
+		return nil, &BlockError{Owner: owner, Seq: seq, Err: err}
+	}
+	return b, nil
+}
+
+// lookupID finds where the block with this ID is stored, ErrNotFound if
+// nowhere.
+func lookupID(txn *badger.Txn, id ledger.BlockID) (ledger.Key, uint64, error) {
+	item, err := txn.Get(idKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ledger.Key{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return ledger.Key{}, 0, err
+	}
+	var owner ledger.Key
+	var seq uint64
+	err = item.Value(func(v []byte) (err error) {
+		owner, seq, err = parseBlockRef(v)
+		return err
+	})
+	return owner, seq, err
+}
+
 // decodeStored decodes a stored block value and checks it against its key.
 func decodeStored(owner ledger.Key, seq uint64, v []byte) (*ledger.Block, error) {
 	b, err := ledger.DecodeBlock(v)
