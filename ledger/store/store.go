@@ -106,7 +106,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return s, nil
 	}
 	start := time.Now()
-	r, err := s.walk(context.Background(), s.state, false)
+	r, err := s.walk(context.Background(), s.state, false, func(r *Report) {
+		s.log.Info("store replaying", "dir", dir, "chains", r.Chains, "blocks", r.Blocks, "elapsed", time.Since(start))
+	})
 	if err == nil && len(r.Bad) > 0 {
 		err = r.Bad[0]
 	}

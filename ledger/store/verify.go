@@ -65,7 +65,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	if err := verifyTables(s.db); err != nil {
 		disk = fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	r, err := s.walk(ctx, ledger.NewState(s.cfg.genesis, s.cfg.costOf), true)
+	r, err := s.walk(ctx, ledger.NewState(s.cfg.genesis, s.cfg.costOf), true, nil)
 	if r != nil {
 		r.Disk = disk
 	}
@@ -98,7 +98,10 @@ func VerifyDir(ctx context.Context, dir string, opts ...Option) (*Report, error)
 // walk replays every stored chain into st, checking what Verify lists, and
 // reports the problems. Reading and decoding (one goroutine, decoding on
 // every CPU) run ahead of the replay (this goroutine).
-func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool) (*Report, error) {
+//
+// progress, when not nil, hears every 100,000 blocks: Open logs them, since
+// replaying a big store takes a while.
+func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool, progress func(*Report)) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	read := s.db.NewTransaction(false)
@@ -107,7 +110,7 @@ func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool) (*Rep
 	defer probe.Discard()
 
 	r := &Report{}
-	w := &walker{txn: probe, st: st, r: r, db: s.db}
+	w := &walker{txn: probe, st: st, r: r, db: s.db, progress: progress}
 	if err := w.loadHeads(read); err != nil {
 		return r, err
 	}
@@ -246,6 +249,8 @@ type walker struct {
 	r     *Report
 	heads map[ledger.Key]ledger.Head
 
+	progress func(*Report)
+
 	disk     error
 	diskDone bool
 
@@ -311,6 +316,9 @@ func (w *walker) follow(st *stored) {
 		w.r.Chains++
 	}
 	w.r.Blocks++
+	if w.progress != nil && w.r.Blocks%100_000 == 0 {
+		w.progress(w.r)
+	}
 	if w.broken {
 		return
 	}
