@@ -66,6 +66,15 @@ type Ledger struct {
 	// lacks, from the peer that has them.
 	fetch func(ctx context.Context, from peer.ID, owner ledger.Key) error
 
+	// wake signals the orphan keeper that a block arrived; done stops it and
+	// every fetch (doneCtx is done with it).
+	wake    chan struct{}
+	done    chan struct{}
+	doneCtx context.Context
+	wg      sync.WaitGroup
+	// learning are the models whose manifests are being fetched.
+	learning map[string]bool
+
 	mu sync.Mutex
 	// orphans are agreements received before the rest of their owner's chain:
 	// the receipt is settled for admission's purposes, and the block is stored
@@ -84,14 +93,62 @@ func openLedger(dataDir string, g *ledger.Genesis, key crypto.PrivKey, log *slog
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("ledger: the identity is not an Ed25519 key")
 	}
-	l := &Ledger{g: g, priv: ed25519.PrivateKey(raw), costs: &costBook{}, log: log}
+	l := &Ledger{g: g, priv: ed25519.PrivateKey(raw), costs: &costBook{}, log: log,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), learning: map[string]bool{}}
+
 	copy(l.self[:], l.priv.Public().(ed25519.PublicKey))
 	l.st, err = store.Open(filepath.Join(dataDir, "ledger"),
 		store.WithGenesis(g), store.WithCosts(l.costs.lookup), store.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+	var cancel context.CancelFunc
+	l.doneCtx, cancel = context.WithCancel(context.Background())
+	l.wg.Go(func() { <-l.done; cancel() })
+	l.wg.Go(l.keepOrphans)
 	return l, nil
+}
+
+// keepOrphans stores waiting agreements as replication brings their chains.
+func (l *Ledger) keepOrphans() {
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-l.wake:
+			l.StoreOrphans()
+		}
+	}
+}
+
+func (l *Ledger) wakeOrphans() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startLearning reports whether the caller should fetch model id's manifest:
+// true once per model until forget.
+func (l *Ledger) startLearning(id cid.Cid) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.learning[string(id.Bytes())] {
+		return false
+	}
+	l.learning[string(id.Bytes())] = true
+	return true
+}
+
+func (l *Ledger) forget(id cid.Cid) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.learning, string(id.Bytes()))
+}
+
+func (l *Ledger) close() {
+	close(l.done)
+	l.wg.Wait()
 }
 
 // ErrInsufficientCredits means a client cannot pay for a session.
@@ -231,7 +288,7 @@ func (l *Ledger) Agreed(proposal, agreement []byte) error {
 		l.orphans[p.ID()] = a
 		l.mu.Unlock()
 		if l.fetch != nil {
-			go l.catchUp(a.Owner, s.Proposal)
+			l.wg.Go(func() { l.catchUp(a.Owner) })
 		}
 	default:
 		return err
@@ -241,9 +298,16 @@ func (l *Ledger) Agreed(proposal, agreement []byte) error {
 }
 
 // catchUp fetches the chain of an agreement's owner and stores the agreement.
-func (l *Ledger) catchUp(owner ledger.Key, proposal ledger.BlockID) {
+func (l *Ledger) catchUp(owner ledger.Key) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	go func() {
+		select {
+		case <-l.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	p, err := peerOf(owner)
 	if err == nil {
 		err = l.fetch(ctx, p, owner)

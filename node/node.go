@@ -17,6 +17,7 @@ import (
 	"github.com/imece/imece/dht"
 	"github.com/imece/imece/kernels"
 	"github.com/imece/imece/ledger"
+	"github.com/imece/imece/ledger/replicate"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 )
@@ -132,6 +133,7 @@ type Node struct {
 	log    *slog.Logger
 	h      host.Host
 	ledger *Ledger
+	repl   *replicate.Replicator
 	gate   *gate
 	hello  *greeter
 	disc   *dht.Discovery
@@ -192,6 +194,9 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	if n.disc, err = dht.New(n.h, dopts...); err != nil {
 		return nil, err
 	}
+	if n.repl, err = n.startReplication(cfg.genesis); err != nil {
+		return nil, err
+	}
 	if n.link, err = NewMeshLink(n.h, boot, WithMeshLinkLogger(cfg.log), WithOnReconnect(n.reconnected)); err != nil {
 		return nil, err
 	}
@@ -209,6 +214,78 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	return n, nil
+}
+
+// startReplication makes the node a keeper of every chain: blocks it makes or
+// receives are gossiped, blocks others make arrive, and whatever it missed is
+// pulled from peers.
+func (n *Node) startReplication(g *ledger.Genesis) (*replicate.Replicator, error) {
+	ps := n.disc.PubSub()
+	if ps == nil {
+		return nil, errors.New("ledger replication needs gossip")
+	}
+	h := g.Hash()
+	network := fmt.Sprintf("%s/%x", g.Network, h[:8])
+	l := n.ledger
+	repl, err := replicate.New(n.h, l.st, ps, network,
+		replicate.WithLogger(n.log),
+		replicate.WithOnBlock(func(b *ledger.Block, _ replicate.Source) {
+			l.wakeOrphans()
+			n.learnModelOf(b)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	l.publish = func(b *ledger.Block) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := repl.Publish(ctx, b); err != nil {
+			n.log.Debug("block not gossiped", "seq", b.Seq, "err", err)
+		}
+	}
+	l.fetch = func(ctx context.Context, p peer.ID, _ ledger.Key) error { return repl.SyncWith(ctx, p) }
+	return repl, nil
+}
+
+// learnModelOf fetches, once, the manifest of a model a receipt names that this
+// node does not know, from the receipt's server (which serves it): a validator
+// prices every receipt itself, and cannot without the model's shapes.
+func (n *Node) learnModelOf(b *ledger.Block) {
+	if b.Kind != ledger.KindEarn {
+		return
+	}
+	e, err := b.Earn()
+	if err != nil {
+		return
+	}
+	if _, known := n.ledger.costs.lookup(e.Model); known {
+		return
+	}
+	id, err := e.ModelCID()
+	if err != nil {
+		return
+	}
+	if !n.ledger.startLearning(id) {
+		return
+	}
+	server, err := peerOf(b.Owner)
+	if err != nil {
+		return
+	}
+	n.ledger.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stop := context.AfterFunc(n.ledger.doneCtx, cancel)
+		defer stop()
+		info, err := pipeline.FetchModelInfo(ctx, n.h, server, id)
+		if err == nil {
+			err = n.ledger.Learn(info.Manifest)
+		}
+		if err != nil {
+			n.ledger.forget(id)
+			n.log.Debug("model of a receipt not learnt", "model", id, "server", server, "err", err)
+		}
+	})
 }
 
 // checkBootstrap greets the bootstrap peers first, so that joining a network of
@@ -412,7 +489,11 @@ func (n *Node) Close() error {
 	if n.link != nil {
 		errs = append(errs, n.link.Close())
 	}
+	if n.repl != nil {
+		errs = append(errs, n.repl.Close())
+	}
 	if n.ledger != nil {
+		n.ledger.close()
 		errs = append(errs, n.ledger.st.Close())
 	}
 	if n.hello != nil {

@@ -15,21 +15,22 @@ import (
 	"github.com/imece/imece/assets"
 	"github.com/imece/imece/dht"
 	"github.com/imece/imece/kernels"
+	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 )
 
 type config struct {
-	nodes    int
-	model    *model.Model
-	ownModel bool
-	dir      string
-	log      *slog.Logger
-	threads  int
-	ttl      time.Duration
-	split    [][2]int
-	autoMax  int
+	nodes   int
+	model   *model.Model
+	dir     string
+	log     *slog.Logger
+	threads int
+	ttl     time.Duration
+	split   [][2]int
+	autoMax int
+	genesis *ledger.Genesis
 }
 
 // Option configures Start.
@@ -66,6 +67,11 @@ func WithAutoLayers(maxLayers int) Option {
 		c.autoMax = maxLayers
 		return nil
 	}
+}
+
+// WithGenesis runs the network on g instead of the default local network.
+func WithGenesis(g *ledger.Genesis) Option {
+	return func(c *config) error { c.genesis = g; return nil }
 }
 
 // WithDir keeps the nodes' data directories under dir (default: a temporary
@@ -184,7 +190,16 @@ func (n *Network) start(ctx context.Context, name string, extra []node.Option) (
 		node.WithNodeLogger(n.cfg.log.With("node", name)),
 		node.WithDHTOptions(n.dhtTimings()...),
 	}
+	if n.cfg.genesis != nil {
+		opts = append(opts, node.WithGenesis(n.cfg.genesis))
+	}
 	return node.Start(ctx, append(opts, extra...)...)
+}
+
+// Restart starts again, on its data directory (same identity, same ledger), a node
+// of the network that was closed: a node coming back after being offline.
+func (n *Network) Restart(ctx context.Context, name string, extra ...node.Option) (*node.Node, error) {
+	return n.start(ctx, name, append([]node.Option{node.WithBootstrap(n.Bootstrap.Addrs()[0].String())}, extra...))
 }
 
 // AddVolunteer starts one more volunteer serving layers [first, last): a late
