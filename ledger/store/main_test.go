@@ -14,7 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() {
+	if crashChild() || flipChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
