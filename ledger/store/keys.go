@@ -28,7 +28,7 @@ const (
 // store of another version rather than misreading it.
 const storeVersion = 1
 
-var versionKey = []byte{tMeta, 'v', 'e', 'r', 's', 'i', 'o', 'n'}
+func versionKey() []byte { return []byte{tMeta, 'v', 'e', 'r', 's', 'i', 'o', 'n'} }
 
 const (
 	keyLen = len(ledger.Key{})

@@ -253,7 +253,7 @@ func (s *Store) checkVersion() error {
 	var found []byte
 	empty := true
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(versionKey)
+		item, err := txn.Get(versionKey())
 		if err == nil {
 			found, err = item.ValueCopy(nil)
 			return err
@@ -282,7 +282,7 @@ func (s *Store) checkVersion() error {
 		return nil
 	}
 	return s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(versionKey, binary.BigEndian.AppendUint32(nil, storeVersion))
+		return txn.Set(versionKey(), binary.BigEndian.AppendUint32(nil, storeVersion))
 	})
 }
 

@@ -174,7 +174,7 @@ func TestOpenRefusesBadHead(t *testing.T) {
 func TestOpenRefusesOtherVersion(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
-	rawSet(t, s, versionKey, []byte{0, 0, 0, 9})
+	rawSet(t, s, versionKey(), []byte{0, 0, 0, 9})
 	s.Close()
 	if _, err := Open(dir); !errors.Is(err, ErrVersion) {
 		t.Fatalf("Open err = %v, want ErrVersion", err)
