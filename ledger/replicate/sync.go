@@ -159,7 +159,9 @@ func (r *Replicator) headsPage(after bool, cursor ledger.Key, limit int) ([]head
 func (r *Replicator) roundTrip(ctx context.Context, p peer.ID, q request, read func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.requestTimeout)
 	defer cancel()
-	s, err := r.h.NewStream(ctx, p, ProtocolID)
+	// Sync follows connections, it does not make them: a peer that left
+	// fails at once and the next one is asked.
+	s, err := r.h.NewStream(network.WithNoDial(ctx, "ledger sync"), p, ProtocolID)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func requestSize(k requestKind) int {
 	return 0
 }
 
-func (q *request) encode() []byte {
+func (q request) encode() []byte {
 	out := make([]byte, 0, maxRequestSize)
 	out = append(out, wireVersion, byte(q.kind))
 	switch q.kind {
