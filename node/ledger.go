@@ -6,8 +6,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,14 +25,46 @@ import (
 )
 
 // costBook holds the cost of every model this node knows the manifest of: the
-// models it serves and those it used as a client. Receipts of other models wait,
-// unverified, until the book learns them.
+// models it serves, those it used as a client, those its receipts named. Receipts
+// of other models wait, unverified, until the book learns them. The manifests are
+// kept in <data>/models so that a reopened ledger (or `imece ledger`) prices the
+// same receipts the same way.
 type costBook struct {
+	dir   string
 	mu    sync.RWMutex
 	costs map[string]ledger.Cost
 }
 
-func (b *costBook) add(mf *model.Manifest) error {
+// loadCostBook reads the manifests kept in dir.
+func loadCostBook(dir string) (*costBook, error) {
+	b := &costBook{dir: dir}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return b, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".manifest") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		mf, err := model.ParseManifest(raw)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", e.Name(), err)
+		}
+		if err := b.put(mf); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *costBook) put(mf *model.Manifest) error {
 	c, err := ledger.CostOf(mf)
 	if err != nil {
 		return err
@@ -41,6 +76,28 @@ func (b *costBook) add(mf *model.Manifest) error {
 	}
 	b.costs[string(mf.CID().Bytes())] = c
 	return nil
+}
+
+// add learns a manifest and keeps it on disk.
+func (b *costBook) add(mf *model.Manifest) error {
+	if err := b.put(mf); err != nil {
+		return err
+	}
+	if b.dir == "" {
+		return nil
+	}
+	path := filepath.Join(b.dir, mf.CID().String()+".manifest")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(b.dir, 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, mf.Encode(), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func (b *costBook) lookup(m []byte) (ledger.Cost, bool) {
@@ -87,15 +144,38 @@ var (
 	_ pipeline.Payer   = (*Ledger)(nil)
 )
 
+// OpenLedgerStore opens the ledger store of a node's data directory with the
+// models the node knows, for tools that read a stopped node's ledger.
+func OpenLedgerStore(dataDir string, opts ...store.Option) (*store.Store, error) {
+	costs, err := loadCostBook(filepath.Join(dataDir, "models"))
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(filepath.Join(dataDir, "ledger"), append([]store.Option{store.WithCosts(costs.lookup)}, opts...)...)
+}
+
+// VerifyLedger checks a stopped node's ledger store (store.VerifyDir) with the
+// models the node knows.
+func VerifyLedger(ctx context.Context, dataDir string, opts ...store.Option) (*store.Report, error) {
+	costs, err := loadCostBook(filepath.Join(dataDir, "models"))
+	if err != nil {
+		return nil, err
+	}
+	return store.VerifyDir(ctx, filepath.Join(dataDir, "ledger"), append([]store.Option{store.WithCosts(costs.lookup)}, opts...)...)
+}
+
 // openLedger opens the node's ledger store in <data>/ledger.
 func openLedger(dataDir string, g *ledger.Genesis, key crypto.PrivKey, log *slog.Logger) (*Ledger, error) {
 	raw, err := key.Raw()
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("ledger: the identity is not an Ed25519 key")
 	}
-	l := &Ledger{g: g, priv: ed25519.PrivateKey(raw), costs: &costBook{}, log: log,
+	costs, err := loadCostBook(filepath.Join(dataDir, "models"))
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	l := &Ledger{g: g, priv: ed25519.PrivateKey(raw), costs: costs, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), learning: map[string]bool{}}
-
 	copy(l.self[:], l.priv.Public().(ed25519.PublicKey))
 	l.st, err = store.Open(filepath.Join(dataDir, "ledger"),
 		store.WithGenesis(g), store.WithCosts(l.costs.lookup), store.WithLogger(log))
@@ -277,6 +357,8 @@ func (l *Ledger) Agreed(proposal, agreement []byte) error {
 	err = l.st.Add(a)
 	switch {
 	case err == nil || errors.Is(err, ledger.ErrDuplicate):
+	case errors.Is(err, ledger.ErrGap) && l.fetch != nil && l.fetchChain(a.Owner) == nil && l.addIfFits(a):
+		// The client's chain came along; the agreement is stored.
 	case errors.Is(err, ledger.ErrGap):
 		if err := a.VerifySignature(); err != nil {
 			return err
@@ -295,6 +377,24 @@ func (l *Ledger) Agreed(proposal, agreement []byte) error {
 	}
 	l.share(a)
 	return nil
+}
+
+// fetchChain pulls an owner's chain from the owner itself, which is connected
+// (it is settling with us) and has all of it.
+func (l *Ledger) fetchChain(owner ledger.Key) error {
+	ctx, cancel := context.WithTimeout(l.doneCtx, 5*time.Second)
+	defer cancel()
+	p, err := peerOf(owner)
+	if err != nil {
+		return err
+	}
+	return l.fetch(ctx, p, owner)
+}
+
+// addIfFits stores a block, reporting whether it is now in the store.
+func (l *Ledger) addIfFits(b *ledger.Block) bool {
+	err := l.st.Add(b)
+	return err == nil || errors.Is(err, ledger.ErrDuplicate)
 }
 
 // catchUp fetches the chain of an agreement's owner and stores the agreement.

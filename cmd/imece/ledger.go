@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +41,7 @@ read-only, and Badger allows one process at a time.`,
 		}
 		var self ledger.Key
 		copy(self[:], key.Public().(ed25519.PublicKey))
-		st, err := store.Open(filepath.Join(dir, "ledger"), store.WithReadOnly(), store.WithLogger(a.log))
+		st, err := node.OpenLedgerStore(dir, store.WithReadOnly(), store.WithLogger(a.log))
 		if err != nil {
 			return nil, self, fmt.Errorf("open the ledger in %s (is a node running on it?): %w", dir, err)
 		}
@@ -195,7 +194,7 @@ with an error.`,
 					return err
 				}
 			}
-			rep, err := store.VerifyDir(cmd.Context(), filepath.Join(dir, "ledger"), store.WithLogger(a.log))
+			rep, err := node.VerifyLedger(cmd.Context(), dir, store.WithLogger(a.log))
 			if rep == nil {
 				return fmt.Errorf("verify: %w", err)
 			}
