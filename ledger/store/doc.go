@@ -57,7 +57,10 @@
 //	'z' owner                             → seq of the first fork: frozen
 //
 // Values are written by this package only; a change of layout is a new
-// format version, which Open refuses until a migration exists.
+// format version, which Open refuses until a migration exists. Beside
+// Badger's files, IMECE-LEDGER-STORE marks the directory as a store: Badger
+// opens a store whose MANIFEST is damaged as an empty database, and the mark
+// is how Open tells that from a new store.
 //
 // # What it is not
 //

@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +74,7 @@ func (e *BlockError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
 // Store is the durable, verified home of every chain a node knows. It is safe
 // for concurrent use: reads run in parallel, writes one at a time.
 type Store struct {
+	dir string
 	db  *badger.DB
 	cfg config
 	log *slog.Logger
@@ -192,7 +196,7 @@ func open(dir string, opts ...Option) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cfg: cfg, log: cfg.logger, state: ledger.NewState(cfg.genesis, cfg.costOf)}
+	s := &Store{dir: dir, db: db, cfg: cfg, log: cfg.logger, state: ledger.NewState(cfg.genesis, cfg.costOf)}
 	if err := s.checkVersion(); err != nil {
 		db.Close()
 		return nil, err
@@ -247,8 +251,14 @@ func (s *Store) use() error {
 
 func (s *Store) done() { s.life.RUnlock() }
 
+// markerFile sits beside Badger's files and says the directory holds a
+// store. Badger forgets its tables when its MANIFEST is damaged (it deletes
+// table files the MANIFEST does not name, and opens empty): without the
+// marker the store would take that for a new store and carry on empty.
+const markerFile = "IMECE-LEDGER-STORE"
+
 // checkVersion accepts a store of this version, stamps an empty one, and
-// refuses anything else.
+// refuses anything else, including a store whose Badger files opened empty.
 func (s *Store) checkVersion() error {
 	var found []byte
 	empty := true
@@ -270,20 +280,57 @@ func (s *Store) checkVersion() error {
 	if err != nil {
 		return fmt.Errorf("store: read version: %w", err)
 	}
+	marker := filepath.Join(s.dir, markerFile)
+	_, statErr := os.Stat(marker)
 	switch {
 	case found != nil:
 		if len(found) != 4 || binary.BigEndian.Uint32(found) != storeVersion {
 			return fmt.Errorf("%w: found %x, want %d", ErrVersion, found, storeVersion)
 		}
+		if errors.Is(statErr, fs.ErrNotExist) && !s.cfg.readOnly {
+			return writeMarker(s.dir)
+		}
 		return nil
 	case !empty:
 		return fmt.Errorf("%w: no version key in a non-empty directory", ErrVersion)
+	case statErr == nil:
+		return fmt.Errorf("%w: the store in %s opened empty: Badger lost its tables (a damaged MANIFEST?); restore a copy or start a new store and resync", ErrCorrupt, s.dir)
 	case s.cfg.readOnly:
 		return nil
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	if err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(versionKey(), binary.BigEndian.AppendUint32(nil, storeVersion))
-	})
+	}); err != nil {
+		return err
+	}
+	return writeMarker(s.dir)
+}
+
+// writeMarker creates the marker file durably.
+func writeMarker(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, markerFile), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: marker: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "imece ledger store, format %d\n", storeVersion)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: marker: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: marker: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("store: marker: %w", err)
+	}
+	return nil
 }
 
 // readBlock reads and decodes the stored block (owner, seq), checking that it

@@ -101,7 +101,7 @@ func VerifyDir(ctx context.Context, dir string, opts ...Option) (*Report, error)
 //
 // progress, when not nil, hears every 100,000 blocks: Open logs them, since
 // replaying a big store takes a while.
-func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool, progress func(*Report)) (*Report, error) {
+func (s *Store) walk(ctx context.Context, st *ledger.State, full bool, progress func(*Report)) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	read := s.db.NewTransaction(false)
@@ -110,7 +110,7 @@ func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool, progr
 	defer probe.Discard()
 
 	r := &Report{}
-	w := &walker{txn: probe, st: st, r: r, db: s.db, progress: progress}
+	w := &walker{txn: probe, st: st, r: r, db: s.db, progress: progress, lengths: make(map[ledger.Key]uint64)}
 	if err := w.loadHeads(read); err != nil {
 		return r, err
 	}
@@ -137,10 +137,15 @@ func (s *Store) walk(ctx context.Context, st *ledger.State, accounts bool, progr
 	if err := w.checkFraud(); err != nil {
 		return r, err
 	}
+	if full {
+		if err := w.checkIDIndex(); err != nil {
+			return r, err
+		}
+	}
 	// A broken chain's replay stops at its bad block, so its balance and
 	// its counterparties' are not what the accounts say: compare them only
 	// when every chain is sound, lest the report bury the real damage.
-	if accounts && len(r.Bad) == 0 {
+	if full && len(r.Bad) == 0 {
 		if err := w.checkAccounts(); err != nil {
 			return r, err
 		}
@@ -250,6 +255,8 @@ type walker struct {
 	heads map[ledger.Key]ledger.Head
 
 	progress func(*Report)
+	// lengths holds the length of each sound chain walked.
+	lengths map[ledger.Key]uint64
 
 	disk     error
 	diskDone bool
@@ -358,6 +365,7 @@ func (w *walker) endChain() {
 		return
 	}
 	last := w.next - 1
+	w.lengths[w.owner] = last
 	switch {
 	case !ok:
 		err := fmt.Errorf("%w: chain has no head", ErrCorrupt)
@@ -388,6 +396,52 @@ func (w *walker) missing(owner ledger.Key, seq uint64, why string) error {
 		return fmt.Errorf("%w: unreadable, damaged on disk (%w)", ErrCorrupt, d)
 	}
 	return fmt.Errorf("%w: missing (%s)", ErrCorrupt, why)
+}
+
+// checkIDIndex checks the ID index the other way: every entry names a block
+// of a chain as long as the walk found it. A Badger table lost whole can take
+// the end of a chain and its head with it, leaving a shorter chain that looks
+// sound; its blocks' index entries, in other tables, give it away.
+func (w *walker) checkIDIndex() error {
+	// The first missing block of each chain: the index is in ID order.
+	first := make(map[ledger.Key]*BlockError)
+	it := w.txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{tID}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var id ledger.BlockID
+		copy(id[:], it.Item().Key()[1:])
+		var owner ledger.Key
+		var seq uint64
+		err := it.Item().Value(func(v []byte) (err error) {
+			owner, seq, err = parseBlockRef(v)
+			return err
+		})
+		if err != nil {
+			w.bad(&BlockError{ID: id, Err: err})
+			continue
+		}
+		if seq <= w.lengths[owner] || (first[owner] != nil && first[owner].Seq < seq) {
+			continue
+		}
+		first[owner] = &BlockError{Owner: owner, Seq: seq, ID: id, Err: fmt.Errorf("%w: missing, the ID index names it", ErrCorrupt)}
+	}
+	for owner, e := range first {
+		// Chains already reported are damaged enough.
+		if !w.isBroken(owner) {
+			w.bad(e)
+		}
+	}
+	return nil
+}
+
+// isBroken reports whether owner's chain was already reported.
+func (w *walker) isBroken(owner ledger.Key) bool {
+	for _, e := range w.r.Bad {
+		if e.Owner == owner {
+			return true
+		}
+	}
+	return false
 }
 
 // finishHeads reports heads whose chains have no blocks at all.

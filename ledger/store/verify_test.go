@@ -122,6 +122,15 @@ func TestVerifyNamesFirstBadBlock(t *testing.T) {
 		},
 		owner: "carol", seq: 9, inText: "not in the ID index",
 	}, {
+		name: "chain end lost with its head",
+		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
+			for seq := uint64(25); seq <= 30; seq++ {
+				rawSet(t, s, blockKey(c[2][0].Owner, seq), nil)
+			}
+			rawSet(t, s, headKey(c[2][0].Owner), encodeHead(c[2][23].Head()))
+		},
+		owner: "carol", seq: 25, inText: "the ID index names it",
+	}, {
 		name: "head behind the chain",
 		damage: func(t *testing.T, s *Store, c [][]*ledger.Block) {
 			rawSet(t, s, headKey(c[0][0].Owner), encodeHead(c[0][8].Head()))
@@ -259,4 +268,22 @@ func flipBytes(t *testing.T, dir string, needle []byte) {
 	if !flipped {
 		t.Fatal("the bytes are in no file")
 	}
+}
+
+// TestOpenRefusesForgottenTables: Badger opens a store whose MANIFEST is gone
+// or damaged as an empty database (deleting the tables it no longer names);
+// the store must not carry on as a new one.
+func TestOpenRefusesForgottenTables(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	threeChains(t, s)
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open = %v, want ErrCorrupt", err)
+	}
+	t.Log(err)
 }
