@@ -13,7 +13,10 @@ import (
 	"github.com/imece/imece/ledger/store"
 )
 
-var lagBlocks = flag.Int("replicate.blocks", 10_000, "blocks BenchmarkReplicationLag appends")
+var (
+	lagBlocks = flag.Int("replicate.blocks", 10_000, "blocks BenchmarkReplicationLag appends")
+	lagRate   = flag.Float64("replicate.rate", 0, "blocks per second BenchmarkReplicationLag appends (0: as fast as the store allows)")
+)
 
 // BenchmarkReplicationLag measures how long a block takes to reach every
 // node: 10 in-process nodes, fully connected; one appends blocks as fast as
@@ -21,7 +24,9 @@ var lagBlocks = flag.Int("replicate.blocks", 10_000, "blocks BenchmarkReplicatio
 // per other node, the lag is from Append returning at the author to the
 // block being stored (synced) at the other node, whether gossip or a pull
 // brought it. Reports p50, p99 and max lag, and the throughput: blocks per
-// second from the first Append to the last block stored everywhere.
+// second from the first Append to the last block stored everywhere. With
+// -replicate.rate the author paces its appends, to see the lag of a network
+// that keeps up rather than the queues of one that does not.
 func BenchmarkReplicationLag(b *testing.B) {
 	const nodes = 10
 	n := *lagBlocks
@@ -51,6 +56,11 @@ func BenchmarkReplicationLag(b *testing.B) {
 		body := spendBody(keyOf(testKey("made-up server")), 1)
 		start := time.Now()
 		for seq := 1; seq <= n; seq++ {
+			if *lagRate > 0 {
+				if d := time.Until(start.Add(time.Duration(float64(seq-1) / *lagRate * float64(time.Second)))); d > 0 {
+					time.Sleep(d)
+				}
+			}
 			blk, err := author.st.Append(author.priv, ledger.KindSpend, body)
 			if err != nil {
 				b.Fatal(err)

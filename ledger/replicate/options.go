@@ -104,8 +104,9 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error { c.logger = l; return nil }
 }
 
-// WithClock sets the clock that schedules pulls after gaps and jitters
-// anti-entropy rounds (default time.Now). Timers still run on real time.
+// WithClock sets the clock that dates the pulls scheduled after gaps
+// (default time.Now). Timers, stream deadlines and anti-entropy rounds run
+// on real time.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error { c.now = now; return nil }
 }
