@@ -23,20 +23,23 @@ func (r *Replicator) validateBlock(_ context.Context, from peer.ID, msg *pubsub.
 	}
 	b, err := ledger.DecodeBlock(msg.Data)
 	if err != nil {
-		r.stats.rejected.Add(1)
-		r.log.Debug("replicate gossip rejected", "peer", from, "err", err)
-		return pubsub.ValidationReject
+		return r.reject(from, err)
 	}
 	if r.have(b) {
 		return pubsub.ValidationIgnore
 	}
 	if err := b.VerifySignature(); err != nil {
-		r.stats.rejected.Add(1)
-		r.log.Debug("replicate gossip rejected", "peer", from, "err", err)
-		return pubsub.ValidationReject
+		return r.reject(from, err)
 	}
 	msg.ValidatorData = b
 	return pubsub.ValidationAccept
+}
+
+// reject counts and logs a message the validators refuse to relay.
+func (r *Replicator) reject(from peer.ID, err error) pubsub.ValidationResult {
+	r.stats.rejected.Add(1)
+	r.log.Debug("replicate gossip rejected", "peer", from, "err", err)
+	return pubsub.ValidationReject
 }
 
 // have reports whether the store holds exactly b.
@@ -61,17 +64,13 @@ func (r *Replicator) validateProof(_ context.Context, from peer.ID, msg *pubsub.
 	}
 	p, err := ledger.DecodeFraudProof(msg.Data)
 	if err != nil {
-		r.stats.rejected.Add(1)
-		r.log.Debug("replicate fraud proof rejected", "peer", from, "err", err)
-		return pubsub.ValidationReject
+		return r.reject(from, err)
 	}
 	if frozen, err := r.st.Frozen(p.Owner()); err != nil || frozen {
 		return pubsub.ValidationIgnore
 	}
 	if err := p.Verify(); err != nil {
-		r.stats.rejected.Add(1)
-		r.log.Debug("replicate fraud proof rejected", "peer", from, "err", err)
-		return pubsub.ValidationReject
+		return r.reject(from, err)
 	}
 	msg.ValidatorData = p
 	return pubsub.ValidationAccept

@@ -188,6 +188,19 @@ func readStatus(r io.Reader) error {
 	return fmt.Errorf("%w: status %d", ErrProtocol, b[0])
 }
 
+// readCount reads the status and the u32 that opens a range or proof
+// response: a count of blocks, or a length.
+func readCount(r io.Reader) (uint32, error) {
+	if err := readStatus(r); err != nil {
+		return 0, err
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return 0, fmt.Errorf("read response: %w", err)
+	}
+	return binary.LittleEndian.Uint32(n[:]), nil
+}
+
 // headEntry is one chain in a heads response.
 type headEntry struct {
 	owner ledger.Key
@@ -283,20 +296,17 @@ func writeBlocks(w *bufio.Writer, encoded [][]byte) error {
 // the protocol's bounds. The blocks are decoded, not yet checked against any
 // chain: the store does that.
 func readBlocks(r io.Reader, owner ledger.Key, from uint64, max int) ([]*ledger.Block, error) {
-	if err := readStatus(r); err != nil {
+	n, err := readCount(r)
+	if err != nil {
 		return nil, err
 	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("read range: %w", err)
-	}
-	n := binary.LittleEndian.Uint32(hdr[:])
 	if n > uint32(min(max, MaxRangeBlocks)) {
 		return nil, fmt.Errorf("%w: %d blocks, asked for %d", ErrProtocol, n, max)
 	}
 	out := make([]*ledger.Block, 0, n)
 	total := 0
 	buf := make([]byte, ledger.MaxBlockSize)
+	var hdr [4]byte
 	for i := range n {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return nil, fmt.Errorf("read range: %w", err)
@@ -337,14 +347,10 @@ func writeProof(w *bufio.Writer, p *ledger.FraudProof) error {
 // readProof reads a proof response to a request for owner's proof. The proof
 // is decoded, not verified: the store verifies it before freezing anyone.
 func readProof(r io.Reader, owner ledger.Key) (*ledger.FraudProof, error) {
-	if err := readStatus(r); err != nil {
+	n, err := readCount(r)
+	if err != nil {
 		return nil, err
 	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("read proof: %w", err)
-	}
-	n := binary.LittleEndian.Uint32(hdr[:])
 	if int64(n) > int64(ledger.MaxFraudProofSize) {
 		return nil, fmt.Errorf("%w: proof of %d bytes", ErrProtocol, n)
 	}
