@@ -114,7 +114,11 @@ func New(h host.Host, opts ...Option) (_ *Discovery, err error) {
 		// record to every topic peer at once instead of only to a mesh that
 		// forms at the next heartbeat: records are small and rare, and a join
 		// should be seen at once.
-		if d.ps, err = pubsub.NewGossipSub(d.ctx, h, pubsub.WithFloodPublish(true)); err != nil {
+		// Queues sized for bursts of ledger blocks, which share this router:
+		// the defaults (32) drop messages under load, and recovering them
+		// by pulls costs more than the memory.
+		if d.ps, err = pubsub.NewGossipSub(d.ctx, h, pubsub.WithFloodPublish(true),
+			pubsub.WithValidateQueueSize(512), pubsub.WithPeerOutboundQueueSize(512)); err != nil {
 			return nil, fmt.Errorf("dht: start gossipsub: %w", err)
 		}
 	}

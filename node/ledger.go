@@ -119,6 +119,8 @@ type Ledger struct {
 	log   *slog.Logger
 	// publish hands a block this node made or received directly to replication.
 	publish func(*ledger.Block)
+	// fraud spreads a fork this node found itself in a block it received directly.
+	fraud func(*ledger.FraudProof)
 	// fetch asks replication for the blocks of an owner's chain that this store
 	// lacks, from the peer that has them.
 	fetch func(ctx context.Context, from peer.ID, owner ledger.Key) error
@@ -355,6 +357,7 @@ func (l *Ledger) Agreed(proposal, agreement []byte) error {
 		return errors.New("the agreement names another proposal")
 	}
 	err = l.st.Add(a)
+	l.checkFork(a.Owner, err)
 	switch {
 	case err == nil || errors.Is(err, ledger.ErrDuplicate):
 	case errors.Is(err, ledger.ErrGap) && l.fetch != nil && l.fetchChain(a.Owner) == nil && l.addIfFits(a):
@@ -475,6 +478,9 @@ func (l *Ledger) Agree(proposal []byte, u pipeline.Usage) ([]byte, error) {
 	// Keep the server's half when its chain is known here; otherwise
 	// replication brings it with the blocks before it.
 	if err := l.st.Add(p); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		if l.checkFork(p.Owner, err) {
+			return nil, fmt.Errorf("the server forked its chain: %w", err)
+		}
 		l.log.Debug("proposal kept for later", "server", p.Owner, "seq", p.Seq, "err", err)
 	}
 	s, err := ledger.SpendFor(p)
@@ -487,6 +493,23 @@ func (l *Ledger) Agree(proposal []byte, u pipeline.Usage) ([]byte, error) {
 	}
 	l.share(b)
 	return b.Encode(), nil
+}
+
+// checkFork spreads the fraud proof when storing a block revealed a fork.
+func (l *Ledger) checkFork(owner ledger.Key, err error) bool {
+	if !errors.Is(err, ledger.ErrFork) {
+		return false
+	}
+	proofs, perr := l.st.FraudProofs()
+	if perr != nil || l.fraud == nil {
+		return true
+	}
+	for _, p := range proofs {
+		if p.Owner() == owner {
+			l.fraud(p)
+		}
+	}
+	return true
 }
 
 func (l *Ledger) share(b *ledger.Block) {

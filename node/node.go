@@ -243,6 +243,13 @@ func (n *Node) startReplication(g *ledger.Genesis) (*replicate.Replicator, error
 			n.log.Debug("block not gossiped", "seq", b.Seq, "err", err)
 		}
 	}
+	l.fraud = func(p *ledger.FraudProof) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := repl.PublishFraudProof(ctx, p); err != nil {
+			n.log.Debug("fraud proof not gossiped", "owner", p.Owner(), "err", err)
+		}
+	}
 	l.fetch = func(ctx context.Context, p peer.ID, _ ledger.Key) error { return repl.SyncWith(ctx, p) }
 	return repl, nil
 }
