@@ -194,7 +194,7 @@ with an error.`,
 					return err
 				}
 			}
-			rep, err := node.VerifyLedger(cmd.Context(), dir, store.WithLogger(a.log))
+			rep, err := node.VerifyLedger(cmd.Context(), dir, store.WithReadOnly(), store.WithLogger(a.log))
 			if rep == nil {
 				return fmt.Errorf("verify: %w", err)
 			}

@@ -36,6 +36,10 @@ type config struct {
 	// verifyOnly lets VerifyDir open a store without Open's replay, which
 	// would refuse a damaged store, so Verify can name its first bad block.
 	verifyOnly bool
+	// rawReads turns Badger's block checksums off: VerifyDir's second look at
+	// a store whose tables fail them, so that the damaged ledger block itself
+	// is read, fails its own checks (encoding, signature, link) and is named.
+	rawReads bool
 }
 
 func defaultConfig() config {

@@ -192,6 +192,9 @@ func open(dir string, opts ...Option) (_ *Store, err error) {
 		// the store without saying which blocks are damaged, where reading
 		// them names each one.
 		WithChecksumVerificationMode(options.OnBlockRead)
+	if cfg.rawReads {
+		bo = bo.WithChecksumVerificationMode(options.NoVerification)
+	}
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
