@@ -247,6 +247,13 @@ func (n *Network) Generate(ctx context.Context, req pipeline.Request, opts ...pi
 	return m.Generate(ctx, req, opts...)
 }
 
+// Clients are the light clients started so far.
+func (n *Network) Clients() []*node.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*node.Node(nil), n.clients...)
+}
+
 // Close stops every node and removes the temporary directory.
 func (n *Network) Close() error {
 	var errs []error

@@ -41,6 +41,7 @@ type generateFlags struct {
 	modelCID  string
 	data      string
 	wait      time.Duration
+	genesis   string
 }
 
 func (a *app) generateCmd() *cobra.Command {
@@ -69,6 +70,7 @@ and generates through a chain of volunteers.`,
 	fl.StringVar(&f.modelCID, "model-cid", "", "CID of the model to use through the mesh (see imece model inspect)")
 	fl.StringVar(&f.data, "data", "", "directory for the client's identity (default: the user config dir's imece/client)")
 	fl.DurationVar(&f.wait, "wait", node.DefaultCoverageWait, "how long to wait for the mesh to cover the model")
+	genesisFlag(cmd, &f.genesis)
 	f.samplingFlags.register(cmd)
 	return cmd
 }
@@ -214,9 +216,13 @@ func (a *app) generateRemote(ctx context.Context, f generateFlags) error {
 			return err
 		}
 	}
+	g, err := loadGenesis(f.genesis)
+	if err != nil {
+		return err
+	}
 	n, err := node.Start(ctx,
 		node.WithDataDir(dir), node.WithBootstrap(f.bootstrap...), node.WithClientMode(),
-		node.WithNodeLogger(a.log), node.WithListen("/ip4/0.0.0.0/tcp/0"))
+		node.WithNodeLogger(a.log), node.WithListen("/ip4/0.0.0.0/tcp/0"), node.WithGenesis(g))
 	if err != nil {
 		return err
 	}

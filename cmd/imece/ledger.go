@@ -52,6 +52,7 @@ read-only, and Badger allows one process at a time.`,
 		a.ledgerHistoryCmd(open),
 		a.ledgerVerifyCmd(&data),
 		a.ledgerExportCmd(open),
+		a.ledgerGenesisCmd(),
 	)
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/ledger/store"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/testnet"
@@ -264,5 +265,28 @@ func TestLedgerCommands(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), fmt.Sprintf("block %d of %s", victim.Seq, victim.Owner)) {
 		t.Fatalf("verify does not name the damaged block %d of %s: %v\n%s", victim.Seq, victim.Owner, err, out)
+	}
+}
+
+// TestGenesisFile: the printed default network file parses back; a network of
+// another file works, and its nodes name it.
+func TestGenesisFile(t *testing.T) {
+	out, _, err := run(t, "", "ledger", "genesis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ledger.ParseGenesis([]byte(out))
+	if err != nil || g.Network != "imece-local" {
+		t.Fatalf("printed genesis: %v %+v", err, g)
+	}
+	path := filepath.Join(t.TempDir(), "net.json")
+	os.WriteFile(path, []byte(strings.Replace(out, `"imece-local"`, `"my-lab"`, 1)), 0o600)
+	text, errOut, err := run(t, "", "testnet", "--nodes", "2", "--genesis", path, "--temperature", "0", "--max-tokens", "10")
+	if err != nil || !strings.HasPrefix(text, ", there was a little girl") || !strings.Contains(errOut, "earned") {
+		t.Fatalf("testnet on another network: %v\n%s\n%s", err, text, errOut)
+	}
+	os.WriteFile(path, []byte(`{"network": "x"}`), 0o600)
+	if _, _, err := run(t, "", "testnet", "--genesis", path); err == nil || !strings.Contains(err.Error(), "genesis") {
+		t.Fatalf("an invalid network file: %v", err)
 	}
 }

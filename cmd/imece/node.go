@@ -23,6 +23,7 @@ type nodeFlags struct {
 	nat         bool
 	maxSessions int
 	maxLayers   int
+	genesis     string
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -57,6 +58,7 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	fl.BoolVar(&f.mdns, "mdns", true, "find peers on the local network with mDNS")
 	fl.BoolVar(&f.nat, "nat", true, "AutoNAT, hole punching and relay client for nodes behind NAT")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "sessions served at once (default 16)")
+	genesisFlag(cmd, &f.genesis)
 	fl.IntVar(&f.maxLayers, "max-layers", 0, "with --layers auto, serve at most this many layers (default: what fits in half the available memory)")
 	return cmd
 }
@@ -89,9 +91,13 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 			return err
 		}
 	}
+	g, err := loadGenesis(f.genesis)
+	if err != nil {
+		return err
+	}
 	opts := []node.Option{
 		node.WithDataDir(f.data), node.WithListen(f.listen...), node.WithBootstrap(f.bootstrap...),
-		node.WithLAN(f.mdns), node.WithNAT(f.nat), node.WithNodeLogger(a.log),
+		node.WithLAN(f.mdns), node.WithNAT(f.nat), node.WithNodeLogger(a.log), node.WithGenesis(g),
 	}
 	if f.model != "" {
 		m, err := openModel(f.model, a.log)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 	"github.com/imece/imece/testnet"
@@ -17,6 +18,7 @@ type testnetFlags struct {
 	nodes   int
 	model   string
 	threads int
+	genesis string
 }
 
 func (a *app) testnetCmd() *cobra.Command {
@@ -38,6 +40,7 @@ to stderr. Without --model it uses the embedded stories260K.`,
 	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of volunteers")
 	cmd.Flags().StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads shared by the nodes (default: all cores)")
+	genesisFlag(cmd, &f.genesis)
 	f.samplingFlags.register(cmd)
 	return cmd
 }
@@ -49,7 +52,11 @@ func (a *app) testnet(ctx context.Context, f testnetFlags) error {
 	if f.nodes < 1 || f.nodes > 256 {
 		return fmt.Errorf("--nodes must be between 1 and 256, got %d", f.nodes)
 	}
-	opts := []testnet.Option{testnet.WithNodes(f.nodes), testnet.WithLogger(a.log), testnet.WithThreads(f.threads)}
+	g, err := loadGenesis(f.genesis)
+	if err != nil {
+		return err
+	}
+	opts := []testnet.Option{testnet.WithNodes(f.nodes), testnet.WithLogger(a.log), testnet.WithThreads(f.threads), testnet.WithGenesis(g)}
 	if f.model != "" {
 		m, err := model.Open(f.model)
 		if err != nil {
@@ -81,5 +88,15 @@ func (a *app) testnet(ctx context.Context, f testnetFlags) error {
 	}
 	fmt.Fprintf(a.stderr, "testnet: %d tokens, first after %v, then %s tokens/s\n",
 		len(res.Tokens), res.Prefill.Round(time.Millisecond), perSecond(len(res.Tokens)-1, res.Decode))
+	for _, c := range n.Clients() {
+		if b, err := c.Ledger().Store().Balance(c.Ledger().Self()); err == nil {
+			fmt.Fprintf(a.stderr, "testnet: client spent %s (%s left)\n", ledger.FormatGFT(int64(b.Spent)), ledger.FormatGFT(b.Available()))
+		}
+	}
+	for i, v := range n.Volunteers {
+		if b, err := v.Ledger().Store().Balance(v.Ledger().Self()); err == nil {
+			fmt.Fprintf(a.stderr, "testnet: node%d earned %s\n", i+1, ledger.FormatGFT(int64(b.Earned)))
+		}
+	}
 	return nil
 }
