@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -129,8 +130,11 @@ func WithHostOptions(opts ...HostOption) Option {
 // Node is a running peer: a libp2p host, discovery, and, for a volunteer, the
 // stage server for its layers and the model protocol for light clients.
 type Node struct {
-	cfg    nodeConfig
-	log    *slog.Logger
+	cfg       nodeConfig
+	log       *slog.Logger
+	closeOnce sync.Once
+	closeErr  error
+
 	h      host.Host
 	ledger *Ledger
 	repl   *replicate.Replicator
@@ -473,6 +477,11 @@ func (n *Node) StageServer() *pipeline.StageServer { return n.srv }
 // Close leaves the network cleanly: it withdraws the announcement, fails open
 // sessions with a clear error (their clients re-plan), and stops everything.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	var errs []error
 	if n.disc != nil && n.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
