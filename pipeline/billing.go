@@ -66,7 +66,7 @@ type Payer interface {
 
 // Receipt protocol messages: length-prefixed (u32) blobs.
 //
-//	request   session [16] | hop u16 | window u32
+//	request   session [16] | hop u16 | window u32 | to u32
 //	proposal  status u8 (0 ok, else an ErrorCode) | blob (block, or error text)
 //	agreement blob
 //	ack       status u8 | blob (error text)
@@ -80,7 +80,7 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(receiptTimeout))
 	r := bufio.NewReader(st)
-	var req [16 + 2 + 4]byte
+	var req [16 + 2 + 4 + 4]byte
 	if _, err := io.ReadFull(r, req[:]); err != nil {
 		st.Reset()
 		return
@@ -89,6 +89,7 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 	copy(id[:], req[:16])
 	hop := int(binary.LittleEndian.Uint16(req[16:]))
 	window := int(binary.LittleEndian.Uint32(req[18:]))
+	to := int(binary.LittleEndian.Uint32(req[22:]))
 	client, ok := clientKey(st.Conn().RemotePeer())
 	fail := func(code ErrorCode, format string, args ...any) {
 		writeStatusBlob(st, byte(code), []byte(fmt.Sprintf(format, args...)))
@@ -97,7 +98,7 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 		fail(CodeBadRequest, "settlement from a peer without an Ed25519 key")
 		return
 	}
-	proposal, code, err := s.propose(client, id, hop, window)
+	proposal, code, err := s.propose(client, id, hop, window, to)
 	if err != nil {
 		fail(code, "%v", err)
 		return
@@ -119,7 +120,7 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 
 // propose closes the window of a live session, or finds the proposal already
 // made for it (the session ended and proposed its last window itself).
-func (s *StageServer) propose(client [32]byte, id SessionID, hop, window int) ([]byte, ErrorCode, error) {
+func (s *StageServer) propose(client [32]byte, id SessionID, hop, window, to int) ([]byte, ErrorCode, error) {
 	s.mu.Lock()
 	se := s.byKey[sessionKey{id, hop}]
 	s.mu.Unlock()
@@ -131,7 +132,7 @@ func (s *StageServer) propose(client [32]byte, id SessionID, hop, window int) ([
 		// proposal one step, so a proposal never goes missing between the two.
 		se.settleMu.Lock()
 		defer se.settleMu.Unlock()
-		if u, ok := se.closeWindow(window, false); ok {
+		if u, ok := se.closeWindow(window, to, false); ok {
 			p, err := s.cfg.billing.Propose(u)
 			if err != nil {
 				return nil, CodeInternal, err
@@ -145,20 +146,43 @@ func (s *StageServer) propose(client [32]byte, id SessionID, hop, window int) ([
 	return nil, CodeNoSuchSession, fmt.Errorf("no open window %d and no proposal pending for it", window)
 }
 
-// closeWindow ends the session's current settlement window (when its index is
-// window) and starts the next.
-func (se *stageSession) closeWindow(window int, final bool) (Usage, bool) {
+// forwarded records a Forward that asked for a result: one generated token,
+// owed once the stage has computed it.
+type forwarded struct {
+	end   int // one past the Forward's last position
+	token bool
+}
+
+// closeWindow ends the session's settlement window (when its index is window)
+// at position to, the client's count when it asked: the stage may already be
+// computing the next window's tokens. final closes at the session's end.
+func (se *stageSession) closeWindow(window, to int, final bool) (Usage, bool) {
 	se.usageMu.Lock()
 	defer se.usageMu.Unlock()
 	if window != se.usage.Window {
 		return Usage{}, false
 	}
+	if final || to > se.processed {
+		to = se.processed
+	}
+	if to < se.usage.From {
+		return Usage{}, false
+	}
 	u := se.usage
-	u.To = se.eng.Pos()
-	u.Final = final
+	u.To, u.Final = to, final
+	k := 0
+	for ; k < len(se.forwards) && se.forwards[k].end <= to; k++ {
+		if se.forwards[k].token {
+			u.Tokens++
+		}
+	}
+	if se.last {
+		u.Results = u.Tokens
+	}
+	se.forwards = append(se.forwards[:0], se.forwards[k:]...)
 	se.usage = Usage{
 		Client: u.Client, Session: u.Session, Window: u.Window + 1, Model: u.Model,
-		First: u.First, Last: u.Last, From: u.To, To: u.To,
+		First: u.First, Last: u.Last, From: u.To,
 	}
 	return u, true
 }
@@ -175,12 +199,12 @@ func (se *stageSession) settleOnEnd() {
 	defer se.settleMu.Unlock()
 	se.usageMu.Lock()
 	w := se.usage.Window
-	idle := se.eng.Pos() == se.usage.From
+	idle := se.processed == se.usage.From
 	se.usageMu.Unlock()
 	if idle {
 		return
 	}
-	u, ok := se.closeWindow(w, true)
+	u, ok := se.closeWindow(w, 0, true)
 	if !ok {
 		return
 	}
@@ -253,10 +277,11 @@ func settle(ctx context.Context, h host.Host, p peer.ID, payer Payer, u Usage, h
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
-	req := make([]byte, 0, 22)
+	req := make([]byte, 0, 26)
 	req = append(req, u.Session[:]...)
 	req = binary.LittleEndian.AppendUint16(req, uint16(hop))
 	req = binary.LittleEndian.AppendUint32(req, uint32(u.Window))
+	req = binary.LittleEndian.AppendUint32(req, uint32(u.To))
 	if _, err := st.Write(req); err != nil {
 		return err
 	}

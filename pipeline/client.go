@@ -63,8 +63,10 @@ type chainConn struct {
 	model cid.Cid
 	addrs map[string][]ma.Multiaddr
 	key   [32]byte
-	// The open settlement window, as the client counts it.
+	// The open settlement window, as the client counts it, and the
+	// settlements of earlier windows still running.
 	window, winFrom, winTokens int
+	settling                   sync.WaitGroup
 
 	s     network.Stream
 	r     *FrameReader
@@ -282,30 +284,39 @@ func (c *chainConn) close() {
 // window. A hop that cannot be settled (it died) is logged and skipped: its
 // server keeps its proposal pending until this client countersigns it.
 func (c *chainConn) settle(ctx context.Context, payer Payer, log *slog.Logger) {
+	c.settleAsync(ctx, payer, log)
+	c.settling.Wait()
+}
+
+// settleAsync closes the client's window now and settles it with every hop in
+// the background, so generation goes on meanwhile: each stage closes its window
+// at the position the client gives, whatever it computed since. A window waits
+// for the one before to finish settling, so each stage sees them in order.
+func (c *chainConn) settleAsync(ctx context.Context, payer Payer, log *slog.Logger) {
 	if c.pos == c.winFrom {
 		return
 	}
-	var wg sync.WaitGroup
+	c.settling.Wait()
+	window, from, to, tokens := c.window, c.winFrom, c.pos, c.winTokens
+	c.window++
+	c.winFrom, c.winTokens = c.pos, 0
 	for i, hop := range c.route {
 		u := Usage{
-			Client: c.key, Session: c.id, Window: c.window, Model: c.model,
-			First: hop.First, Last: hop.Last, From: c.winFrom, To: c.pos, Tokens: c.winTokens,
+			Client: c.key, Session: c.id, Window: window, Model: c.model,
+			First: hop.First, Last: hop.Last, From: from, To: to, Tokens: tokens,
 		}
 		if i == len(c.route)-1 {
-			u.Results = c.winTokens
+			u.Results = tokens
 		}
-		wg.Go(func() {
+		c.settling.Go(func() {
 			if a := c.addrs[hop.Peer]; len(a) > 0 {
 				c.h.Peerstore().AddAddrs(peer.ID(hop.Peer), a, 10*time.Minute)
 			}
 			if err := settle(ctx, c.h, peer.ID(hop.Peer), payer, u, i); err != nil {
-				log.Warn("receipt not settled", "hop", i, "peer", peer.ID(hop.Peer), "window", c.window, "err", err)
+				log.Warn("receipt not settled", "hop", i, "peer", peer.ID(hop.Peer), "window", window, "err", err)
 			}
 		})
 	}
-	wg.Wait()
-	c.window++
-	c.winFrom, c.winTokens = c.pos, 0
 }
 
 // reset abandons the chain at once.
@@ -577,7 +588,8 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 	}
 	r.history = append(r.history, batches...)
 	if r.cfg.payer != nil && r.chain.winTokens >= r.cfg.settleEvery {
-		r.chain.settle(ctx, r.cfg.payer, r.cfg.log)
+		// Settlement outlives this call: it must not end with ctx.
+		r.chain.settleAsync(context.WithoutCancel(ctx), r.cfg.payer, r.cfg.log)
 	}
 	return nil
 }

@@ -373,7 +373,10 @@ type stageSession struct {
 	client   [32]byte
 	settleMu sync.Mutex // closing a window and proposing its receipt are one step
 	usageMu  sync.Mutex
-	usage    Usage // the open settlement window
+	usage    Usage       // the open settlement window: who, what, where it starts
+	forwards []forwarded // the window's forwards, so it can close at any of them
+	// processed is the engine's Pos, kept here for the settling goroutine.
+	processed int
 
 	failOnce  sync.Once
 	ended     chan struct{}
@@ -674,14 +677,12 @@ func (se *stageSession) forward(f *ForwardFrame) *stageError {
 	if err := se.eng.Forward(x); err != nil {
 		return errf(CodeBadRequest, "%v", err)
 	}
-	if !f.NoResult {
-		se.usageMu.Lock()
-		se.usage.Tokens++
-		if se.last {
-			se.usage.Results++
-		}
-		se.usageMu.Unlock()
+	se.usageMu.Lock()
+	se.processed = f.Pos + n
+	if !f.NoResult { // positions alone need no entry: the window's To counts them
+		se.forwards = append(se.forwards, forwarded{end: f.Pos + n, token: true})
 	}
+	se.usageMu.Unlock()
 	if se.last {
 		if f.NoResult {
 			return nil
