@@ -155,3 +155,49 @@ func TestInsufficientCredits(t *testing.T) {
 		t.Fatalf("err = %v, want insufficient credits", err)
 	}
 }
+
+// TestUnsignedReceiptRefused: a client that does not countersign (here: one
+// that generates without paying) leaves the stages' proposals pending, and is
+// refused by them until it signs.
+func TestUnsignedReceiptRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := Start(ctx, WithNodes(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := n.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.OpenModel(ctx, n.ModelID, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg := m.Info.Manifest.Config
+	freeloader := func(ctx context.Context, maxLen int) (pipeline.Runner, error) {
+		return pipeline.OpenRemote(ctx, c.Host(), n.ModelID, cfg.Layers, cfg.VocabSize, maxLen, c.PeerSource(m.Cov))
+	}
+	if _, err := pipeline.Generate(ctx, freeloader, m.Info.Tokenizer, pipeline.Request{Prompt: "Once upon a time", MaxTokens: 10}); err != nil {
+		t.Fatal(err)
+	}
+	// The stages proposed the final window when the session ended; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, _ := n.Volunteers[0].Ledger().Store().Pending(c.Ledger().Self())
+		if len(pending) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no proposal pending for the client")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err = pipeline.Generate(ctx, freeloader, m.Info.Tokenizer, pipeline.Request{Prompt: "Once upon a time", MaxTokens: 10})
+	var he *pipeline.HopError
+	if !errors.As(err, &he) || he.Code != pipeline.CodePaymentRequired || !strings.Contains(err.Error(), "unsigned receipt") {
+		t.Fatalf("a client with an unsigned receipt was served: %v", err)
+	}
+}
