@@ -268,7 +268,13 @@ func (l *MeshLink) run(ctx context.Context, wake <-chan struct{}) {
 				l.cfg.onReconnect()
 			}
 		case !now && connected:
-			l.cfg.log.Warn("lost all peers", "bootstrap_peers", len(l.peers))
+			// A bootstrap node whose peers left is not in trouble: it waits
+			// for them to come back; a node that lost its way in is.
+			level := slog.LevelWarn
+			if len(l.peers) == 0 {
+				level = slog.LevelInfo
+			}
+			l.cfg.log.Log(ctx, level, "lost all peers", "bootstrap_peers", len(l.peers))
 			b.reset()
 			attempt = len(l.peers) > 0
 		}
