@@ -142,9 +142,21 @@ func WithHopOverhead(d time.Duration) PlanOption {
 	}
 }
 
-// WithGridWeight makes compute on less green peers dearer: a candidate's compute
-// time is multiplied by 1 + w·(1 − PGrid). The default, 0, ignores the grid; w = 1
-// lets a fully green peer be up to twice as slow as a fully brown one and still win.
+// WithGridWeight makes hops on less green peers dearer: a hop's time on a
+// candidate (its compute, load included, plus its latency) is multiplied by
+// 1 + w·(1 − PGrid). The default, 0, ignores the grid.
+//
+// w is the price of greenness in time: a hop on a fully green peer (PGrid 1) may
+// take up to 1 + w times as long as on a fully brown one (PGrid 0) and still win.
+// With equal performance any difference in PGrid decides; when performance
+// differs by more than the ratio of the two peers' factors, performance does.
+// With w = 0.5 and the typical spread of P_grid (0.2 to 0.9), a green peer wins
+// while it is less than a third slower. node/grid.PlanWeight gives the default.
+//
+// The factor covers the latency too, not only the compute, because across a wide
+// area network latency is most of a hop's time: weighing compute alone would let
+// a few milliseconds of distance outweigh any grid. The client's hop overhead
+// (WithHopOverhead) is not weighed: it is spent on the client, whatever the peer.
 func WithGridWeight(w float64) PlanOption {
 	return func(c *planConfig) error {
 		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
@@ -161,7 +173,7 @@ func WithGridWeight(w float64) PlanOption {
 //
 // Running layers [a, b) on candidate c costs
 //
-//	(b−a) · LayerTime · 1/(1−Load) · (1 + gridWeight·(1−PGrid)) + Latency + hop overhead
+//	((b−a) · LayerTime · 1/(1−Load) + Latency) · (1 + gridWeight·(1−PGrid)) + hop overhead
 //
 // with the per-layer part rounded to a whole nanosecond once per candidate, so that
 // splitting a range on one peer never looks cheaper than running it whole. Among
@@ -225,7 +237,8 @@ func prepareSpans(cands []Candidate, layers int, cfg *planConfig) []span {
 			green = 0
 		}
 		green = min(max(green, 0), 1)
-		perLayer := float64(c.LayerTime) / (1 - load) * (1 + cfg.gridWeight*(1-green))
+		grid := 1 + cfg.gridWeight*(1-green)
+		perLayer := float64(c.LayerTime) / (1 - load) * grid
 		latency := c.Latency
 		if latency == 0 {
 			latency = cfg.defaultLatency
@@ -235,7 +248,7 @@ func prepareSpans(cands []Candidate, layers int, cfg *planConfig) []span {
 			first:    first,
 			last:     last,
 			perLayer: int64(math.Round(min(perLayer, maxCostPart))),
-			fixed:    min(int64(latency), maxCostPart) + overhead,
+			fixed:    int64(math.Round(min(float64(latency)*grid, maxCostPart))) + overhead,
 		})
 	}
 	slices.SortFunc(spans, func(a, b span) int {

@@ -331,12 +331,13 @@ func TestPlanSaturatesAbsurdCosts(t *testing.T) {
 // testCost is the cost model of Plan's documentation, written out again.
 func testCost(c Candidate, a, b int, cfg planConfig) int64 {
 	load := min(max(c.Load, 0), MaxPlanLoad)
-	perLayer := int64(math.Round(float64(c.LayerTime) / (1 - load) * (1 + cfg.gridWeight*(1-c.PGrid))))
+	grid := 1 + cfg.gridWeight*(1-c.PGrid)
+	perLayer := int64(math.Round(float64(c.LayerTime) / (1 - load) * grid))
 	lat := c.Latency
 	if lat == 0 {
 		lat = cfg.defaultLatency
 	}
-	return int64(b-a)*perLayer + int64(lat) + int64(cfg.hopOverhead)
+	return int64(b-a)*perLayer + int64(math.Round(float64(lat)*grid)) + int64(cfg.hopOverhead)
 }
 
 // chainCost checks that hops is a contiguous chain over [0, layers) of candidate
