@@ -67,6 +67,7 @@ runs this one binary; there is no coordinator.`,
 		a.nodeCmd(),
 		a.testnetCmd(),
 		a.ledgerCmd(),
+		a.benchCmd(),
 	)
 	return root
 }

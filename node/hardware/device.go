@@ -157,8 +157,11 @@ func (d Device) String() string {
 		name = "unknown CPU"
 	}
 	fmt.Fprintf(&b, "%s (%s family %d model %d stepping %d), %d CPUs", name, d.Vendor, d.Family, d.Model, d.Stepping, d.CPUs)
-	if d.PhysicalCores > 0 {
+	switch {
+	case d.PhysicalCores > 0 && d.ThreadsPerCore > 1:
 		fmt.Fprintf(&b, " (%d cores × %d threads)", d.PhysicalCores, d.ThreadsPerCore)
+	case d.PhysicalCores > 0:
+		fmt.Fprintf(&b, " (%d cores)", d.PhysicalCores)
 	}
 	if d.MemoryGiB > 0 {
 		fmt.Fprintf(&b, ", %d GiB", d.MemoryGiB)

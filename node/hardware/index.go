@@ -224,6 +224,8 @@ type TierAnchor struct {
 	Hardware   string
 	Index      float64
 	Multiplier uint32 // milli
+	// Baseline marks the baseline class (index 1).
+	Baseline bool
 }
 
 // ErrScale: anchors and tiers that do not make a monotone scale.
@@ -250,7 +252,7 @@ func NewScale(anchors []Anchor, tiers []ledger.Tier) (*Scale, error) {
 		if !(a.PeakTFLOPS > 0) || !(a.PeakGBps > 0) || math.IsInf(a.PeakTFLOPS, 0) || math.IsInf(a.PeakGBps, 0) {
 			return nil, fmt.Errorf("%w: anchor %q has peaks %v TFLOP/s, %v GB/s", ErrScale, a.Class, a.PeakTFLOPS, a.PeakGBps)
 		}
-		t := TierAnchor{Name: tiers[i].Name, Hardware: a.Hardware, Index: Score(a.Expected(), s.baseline).Index, Multiplier: tiers[i].Multiplier}
+		t := TierAnchor{Name: tiers[i].Name, Hardware: a.Hardware, Index: Score(a.Expected(), s.baseline).Index, Multiplier: tiers[i].Multiplier, Baseline: a.Baseline}
 		if t.Multiplier == 0 {
 			return nil, fmt.Errorf("%w: tier %q has multiplier 0", ErrScale, t.Name)
 		}
