@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,6 +76,10 @@ func (a *app) bench(ctx context.Context, f benchFlags) error {
 	threads := f.threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
+	}
+	if load, ok := loadAverage("/proc/loadavg"); ok && load >= 0.5*float64(runtime.NumCPU()) {
+		a.log.Warn("the machine is busy: other processes lower the figures, run again when it is idle",
+			"load_average", load, "cpus", runtime.NumCPU())
 	}
 	show := a.newBenchProgress()
 	m, err := hardware.Measure(ctx, be, hardware.WithQuick(f.quick), hardware.WithThreads(threads), hardware.WithProgress(show.update))
@@ -157,6 +163,20 @@ func (a *app) printBench(scale *hardware.Scale, dev hardware.Device, c hardware.
 		}
 	}
 	return w.Flush()
+}
+
+// loadAverage reads the one-minute load average from a Linux loadavg file.
+func loadAverage(path string) (float64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	return v, err == nil
 }
 
 func milli(m uint32) string { return fmt.Sprintf("%d.%03d", m/1000, m%1000) }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -61,6 +63,17 @@ func TestBenchRejectsFlags(t *testing.T) {
 		if _, _, err := run(t, "", args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+func TestLoadAverage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loadavg")
+	os.WriteFile(path, []byte("1.52 0.98 0.60 3/412 28575\n"), 0o644)
+	if v, ok := loadAverage(path); !ok || v != 1.52 {
+		t.Errorf("load average %v, %v; want 1.52", v, ok)
+	}
+	if _, ok := loadAverage(filepath.Join(t.TempDir(), "absent")); ok {
+		t.Error("a load average without a file")
 	}
 }
 
