@@ -241,6 +241,9 @@ func Measure(ctx context.Context, be kernels.Backend, opts ...Option) (Measureme
 }
 
 func measure(ctx context.Context, be kernels.Backend, cfg *config) (Measurement, error) {
+	if err := ctx.Err(); err != nil {
+		return Measurement{}, err
+	}
 	start := time.Now()
 	sh := standardShape()
 	if cfg.quick {

@@ -89,9 +89,14 @@ var ErrInconsistent = errors.New("hardware: claim inconsistent with its figures"
 
 // Check verifies that c's tier and multiplier are what its figures rate at on s:
 // the test a validator can apply to a hardware claim without trusting the node.
+// It allows for one floating-point step of the index (math.Log and math.Exp
+// differ by an ulp between architectures, and Go may fuse a multiply-add on
+// some), so a claim made on one machine checks on every other.
 func (s *Scale) Check(c Claim) error {
-	r := s.Rate(c.Figures())
-	if int(c.Tier) != r.Tier || c.Multiplier != r.Multiplier {
+	i := Score(c.Figures(), s.baseline).Index
+	lo, hi := s.rateIndex(i*(1-1e-9)), s.rateIndex(i*(1+1e-9))
+	if int(c.Tier) < lo.Tier || int(c.Tier) > hi.Tier || c.Multiplier < lo.Multiplier || c.Multiplier > hi.Multiplier {
+		r := s.rateIndex(i)
 		return fmt.Errorf("%w: claims tier %d at %d milli, the figures rate tier %d at %d milli",
 			ErrInconsistent, c.Tier, c.Multiplier, r.Tier, r.Multiplier)
 	}

@@ -297,8 +297,15 @@ type Rating struct {
 // Rate places f on the scale.
 func (s *Scale) Rate(f Figures) Rating {
 	b := Score(f, s.baseline)
-	r := Rating{Breakdown: b}
-	i, last := b.Index, len(s.tiers)-1
+	r := s.rateIndex(b.Index)
+	r.Breakdown = b
+	return r
+}
+
+// rateIndex is the tier and multiplier of index i.
+func (s *Scale) rateIndex(i float64) Rating {
+	var r Rating
+	last := len(s.tiers) - 1
 	switch {
 	case !(i > s.tiers[0].Index):
 		r.Tier, r.Multiplier = 0, s.tiers[0].Multiplier
