@@ -103,8 +103,8 @@ type Anchor struct {
 const (
 	// MatmulEfficiency: the share of the dense peak a tuned GEMM reaches on a
 	// 4096×4096 by 128 product. cuBLAS and this repository's CPU kernels land at
-	// 50–75% there (this backend: 193 GFLOP/s on two Sapphire Rapids cores whose
-	// AVX-512 FMA peak is about 330).
+	// 50–75% there (this repository's CPU backend: about 200 GFLOP/s on two
+	// Sapphire Rapids cores whose AVX-512 FMA peak at 2.6 GHz is 333).
 	MatmulEfficiency = 0.6
 	// BandwidthEfficiency: STREAM triad over the spec-sheet bandwidth, typically
 	// 75–90% on GPUs and 70–85% on desktop DDR.
@@ -112,7 +112,8 @@ const (
 	// DecodeEfficiency: the share of spec-sheet bandwidth a single-token decode
 	// step streams weights at. Decoding is bandwidth-bound (a layer reads all its
 	// weights for one token), and llama.cpp-class engines reach 60–80% of peak;
-	// this backend reaches 95% of its own triad figure.
+	// the CPU backend streams a layer at 95–120% of its own triad figure (reading
+	// is cheaper than the triad's writes).
 	DecodeEfficiency = 0.7
 )
 
