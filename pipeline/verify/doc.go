@@ -1,0 +1,2 @@
+// Package verify checks that volunteers compute what they claim.
+package verify
