@@ -780,12 +780,19 @@ func (r *FrameReader) decodeError(c *cursor) Frame {
 type cursor struct {
 	p   []byte
 	typ FrameType
-	err error
+	// name, when set, names the message in errors instead of typ: another
+	// protocol's message read with the same cursor.
+	name string
+	err  error
 }
 
 func (c *cursor) fail(format string, args ...any) {
 	if c.err == nil {
-		c.err = badFrame("%s: %s", c.typ, fmt.Sprintf(format, args...))
+		name := c.typ.String()
+		if c.name != "" {
+			name = c.name
+		}
+		c.err = badFrame("%s: %s", name, fmt.Sprintf(format, args...))
 	}
 }
 

@@ -12,4 +12,8 @@ const (
 	// ModelProtocol serves a model's manifest and tokenizer to light clients, which
 	// hold no weights.
 	ModelProtocol protocol.ID = "/imece/model/1.0.0"
+	// AuditProtocol carries audits: a client asks the stages of its session for
+	// the rows they received, and an auditor serving the same layers to
+	// re-execute a hop on them. See audit.go.
+	AuditProtocol protocol.ID = "/imece/audit/1.0.0"
 )

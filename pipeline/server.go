@@ -38,6 +38,7 @@ type serverConfig struct {
 	log         *slog.Logger
 	wrap        func(network.StreamHandler) network.StreamHandler
 	billing     Billing
+	fault       *Fault
 }
 
 // ServerOption configures a StageServer.
