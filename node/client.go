@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/imece/imece/dht"
+	"github.com/imece/imece/node/grid"
 	"github.com/imece/imece/pipeline"
 )
 
@@ -107,7 +108,8 @@ func (m *Model) Opener(opts ...pipeline.RemoteOption) pipeline.Opener {
 	c := m.Info.Manifest.Config
 	return func(ctx context.Context, maxLen int) (pipeline.Runner, error) {
 		opts := append([]pipeline.RemoteOption{pipeline.WithRemoteLogger(m.n.log),
-			pipeline.WithPayer(m.n.ledger, int(m.n.ledger.g.SettlementTokens))}, opts...)
+			pipeline.WithPayer(m.n.ledger, int(m.n.ledger.g.SettlementTokens)),
+			pipeline.WithPlanOptions(grid.PlanOption(m.n.cfg.genesis))}, opts...)
 		return pipeline.OpenRemote(ctx, m.n.h, m.Info.CID, c.Layers, c.VocabSize, maxLen, m.n.PeerSource(m.Cov), opts...)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/imece/imece/kernels"
 	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/ledger/replicate"
+	"github.com/imece/imece/node/grid"
+	"github.com/imece/imece/node/hardware"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 )
@@ -50,6 +52,10 @@ type nodeConfig struct {
 	dhtOpts    []dht.Option
 	serverOpts []pipeline.ServerOption
 	hostOpts   []HostOption
+
+	claim    *hardware.Claim
+	gridSrc  grid.Source
+	gridOpts []grid.RefresherOption
 }
 
 // Option configures Start.
@@ -127,6 +133,34 @@ func WithHostOptions(opts ...HostOption) Option {
 	return func(c *nodeConfig) error { c.hostOpts = append(c.hostOpts, opts...); return nil }
 }
 
+// WithHardware sets the node's hardware claim (imece bench, hardware.Load): the
+// tier and multiplier its record advertises. Without one a volunteer advertises
+// the baseline multiplier it has always had, 1.0, and tier 0 (not benchmarked).
+func WithHardware(c hardware.Claim) Option {
+	return func(cfg *nodeConfig) error {
+		if c.Multiplier == 0 {
+			return errors.New("a hardware claim needs a multiplier")
+		}
+		cfg.claim = &c
+		return nil
+	}
+}
+
+// WithGrid makes a volunteer advertise P_grid from src (node/grid: a file, an
+// HTTP carbon-intensity API, a simulated zone), weighted by the network's
+// genesis and refreshed in the background with the node's load, so that
+// clients route toward idle, clean grids. Without it the record's P_grid is 0:
+// unknown, which the planner treats as the dirtiest grid.
+func WithGrid(src grid.Source, opts ...grid.RefresherOption) Option {
+	return func(c *nodeConfig) error {
+		if src == nil {
+			return errors.New("a grid signal needs a source")
+		}
+		c.gridSrc, c.gridOpts = src, opts
+		return nil
+	}
+}
+
 // Node is a running peer: a libp2p host, discovery, and, for a volunteer, the
 // stage server for its layers and the model protocol for light clients.
 type Node struct {
@@ -145,6 +179,7 @@ type Node struct {
 	lan    *LANDiscovery
 
 	srv      *pipeline.StageServer
+	grid     *grid.Refresher
 	stopInfo func()
 	modelID  cid.Cid
 	served   dht.ServedModel
@@ -381,15 +416,64 @@ func (n *Node) serve(ctx context.Context) error {
 		Throughput: rate, Activations: dht.ActivationsF32 | dht.ActivationsF16,
 	}
 	n.log.Info("serving", "model", id, "layers", pipeline.LayerRange{First: first, Last: last}, "layer_positions_per_s", rate)
+	if n.cfg.gridSrc != nil {
+		if err := n.startGrid(ctx); err != nil {
+			return err
+		}
+	}
 	return n.announce(ctx)
 }
 
+// startGrid starts the refresher of the node's P_grid and load; its first value
+// is in the first announcement, later ones update the record.
+func (n *Node) startGrid(ctx context.Context) error {
+	sig, err := grid.NewSignal(n.cfg.gridSrc, n.cfg.genesis.Grid)
+	if err != nil {
+		return err
+	}
+	srv := n.srv
+	load := func() uint16 { return grid.LoadPermille(srv.Sessions(), srv.FreeSlots()) }
+	opts := append([]grid.RefresherOption{grid.WithRefreshLogger(n.log)}, n.cfg.gridOpts...)
+	n.grid, err = grid.NewRefresher(ctx, sig, load, n.publishGrid, opts...)
+	if err != nil {
+		return fmt.Errorf("grid signal: %w", err)
+	}
+	v := n.grid.Last()
+	n.log.Info("grid signal", "p_grid", float64(v.PGrid)/1000, "carbon_permille", v.Terms.Carbon, "renewable_permille", v.Terms.Renewable)
+	return nil
+}
+
+// publishGrid puts a new grid value into the node's record.
+func (n *Node) publishGrid(v grid.Value) {
+	err := n.disc.UpdateRecord(func(r *dht.Record) {
+		r.PGrid, r.Load, r.FreeSlots = v.PGrid, v.Terms.Load, uint32(n.srv.FreeSlots())
+	})
+	switch {
+	case err == nil:
+		n.log.Debug("grid signal changed", "p_grid", float64(v.PGrid)/1000, "load_permille", v.Terms.Load)
+	case errors.Is(err, dht.ErrClosed), errors.Is(err, dht.ErrNotAnnouncing):
+	default:
+		n.log.Warn("grid signal not advertised", "err", err)
+	}
+}
+
+// Grid is the node's grid signal, nil when it advertises none.
+func (n *Node) Grid() *grid.Refresher { return n.grid }
+
 func (n *Node) record() dht.Record {
-	return dht.Record{
+	r := dht.Record{
 		Models:     []dht.ServedModel{n.served},
 		Multiplier: 1000,
 		FreeSlots:  uint32(n.srv.FreeSlots()),
 	}
+	if c := n.cfg.claim; c != nil {
+		r.Tier, r.Multiplier = c.Tier, c.Multiplier
+	}
+	if n.grid != nil {
+		v := n.grid.Last()
+		r.PGrid, r.Load = v.PGrid, v.Terms.Load
+	}
+	return r
 }
 
 func (n *Node) announce(ctx context.Context) error {
@@ -489,6 +573,9 @@ func (n *Node) close() error {
 			errs = append(errs, err)
 		}
 		cancel()
+	}
+	if n.grid != nil {
+		n.grid.Close()
 	}
 	if n.srv != nil {
 		errs = append(errs, n.srv.Close())

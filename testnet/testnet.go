@@ -31,6 +31,7 @@ type config struct {
 	split   [][2]int
 	autoMax int
 	genesis *ledger.Genesis
+	perVol  func(i int) []node.Option
 }
 
 // Option configures Start.
@@ -72,6 +73,12 @@ func WithAutoLayers(maxLayers int) Option {
 // WithGenesis runs the network on g instead of the default local network.
 func WithGenesis(g *ledger.Genesis) Option {
 	return func(c *config) error { c.genesis = g; return nil }
+}
+
+// WithVolunteerOptions gives volunteer i (from 0, in start order) extra node
+// options: its own grid signal, hardware claim or a fault to catch.
+func WithVolunteerOptions(f func(i int) []node.Option) Option {
+	return func(c *config) error { c.perVol = f; return nil }
 }
 
 // WithDir keeps the nodes' data directories under dir (default: a temporary
@@ -163,10 +170,11 @@ func Start(ctx context.Context, opts ...Option) (_ *Network, err error) {
 		if cfg.autoMax > 0 {
 			layers = node.Layers{Auto: true, MaxLayers: cfg.autoMax}
 		}
-		v, err := n.start(ctx, fmt.Sprintf("node%d", i+1), []node.Option{
-			node.WithBootstrap(boot),
-			node.WithServe(n.Model, n.backend, layers),
-		})
+		vopts := []node.Option{node.WithBootstrap(boot), node.WithServe(n.Model, n.backend, layers)}
+		if cfg.perVol != nil {
+			vopts = append(vopts, cfg.perVol(i)...)
+		}
+		v, err := n.start(ctx, fmt.Sprintf("node%d", i+1), vopts)
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i+1, err)
 		}
