@@ -77,6 +77,9 @@ type chainConn struct {
 	route []Hop
 	pos   int
 	tok   ForwardFrame // reused for every Forward
+	// audit keeps the logits of every result in results, for the Auditor.
+	audit   bool
+	results []auditedResult
 }
 
 // dialChain opens a session on every hop of route and waits until the whole chain
@@ -236,6 +239,7 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 			} else {
 				scatter(logits, f.IDs, f.Logits)
 			}
+			c.keepResult(f, logits)
 			return nil
 		case *ErrorFrame:
 			return c.hopError(f)
@@ -350,6 +354,7 @@ type Remote struct {
 	excluded []string
 	failover int
 	recovery []time.Duration
+	canary   *canaryOutcome // set by RunCanary
 }
 
 type remoteConfig struct {
@@ -361,6 +366,7 @@ type remoteConfig struct {
 	dtype       ActivationDType
 	plan        []PlanOption
 	log         *slog.Logger
+	auditor     *Auditor
 }
 
 // RemoteOption configures a Remote.
@@ -492,6 +498,7 @@ func (r *Remote) reopen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.audit = r.cfg.auditor != nil
 	for _, batch := range r.history {
 		if err := c.forward(ctx, batch, true, 0, nil); err != nil {
 			c.reset()
@@ -597,7 +604,7 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 // SetTopK asks for only the k largest logits of each result (0: all of them),
 // which is all a sampler keeping the top k needs: on every hop back the result
 // shrinks from the vocabulary to k. Generate sets it from the sampling settings.
-func (r *Remote) SetTopK(k int) { r.topK = max(k, 0) }
+func (r *Remote) SetTopK(k int) { r.topK = r.auditTopK(max(k, 0)) }
 
 // Close settles the last window and ends the session on every stage.
 func (r *Remote) Close() error {
@@ -607,6 +614,7 @@ func (r *Remote) Close() error {
 			r.chain.settle(ctx, r.cfg.payer, r.cfg.log)
 			cancel()
 		}
+		r.handOver()
 		r.chain.close()
 		r.chain = nil
 	}

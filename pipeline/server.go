@@ -39,6 +39,11 @@ type serverConfig struct {
 	wrap        func(network.StreamHandler) network.StreamHandler
 	billing     Billing
 	fault       *Fault
+	// Audits: the rows kept for clients that audit their sessions, and the
+	// recomputations run at once for clients auditing other stages.
+	evidenceBudget int64
+	evidenceKeep   time.Duration
+	auditSlots     int
 }
 
 // ServerOption configures a StageServer.
@@ -113,6 +118,7 @@ func WithStreamGuard(wrap func(network.StreamHandler) network.StreamHandler) Ser
 type StageServer struct {
 	h           host.Host
 	m           *model.Model
+	weights     *model.Model // what the stage computes with: m, unless a Fault says otherwise
 	model       cid.Cid
 	be          kernels.Backend
 	first, last int
@@ -127,12 +133,16 @@ type StageServer struct {
 	served   int
 	closed   bool
 	wg       sync.WaitGroup
+
+	evidence   *evidenceStore
+	auditSlots chan struct{}
 }
 
 // NewStageServer prepares to serve layers [first, last) of m, whose CID is id, on
 // h. Call Start to begin accepting sessions.
 func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend, first, last int, opts ...ServerOption) (*StageServer, error) {
-	cfg := serverConfig{maxSessions: DefaultMaxSessions, idle: DefaultIdleTimeout, kvBudget: DefaultKVBudget, log: slog.Default()}
+	cfg := serverConfig{maxSessions: DefaultMaxSessions, idle: DefaultIdleTimeout, kvBudget: DefaultKVBudget, log: slog.Default(),
+		evidenceBudget: DefaultEvidenceBudget, evidenceKeep: DefaultEvidenceRetention, auditSlots: DefaultAuditSlots}
 	cfg.maxLen = m.Config.ContextLength
 	if cfg.maxLen <= 0 {
 		cfg.maxLen = 4096
@@ -145,12 +155,21 @@ func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend,
 	if first < 0 || last > m.Config.Layers || first >= last {
 		return nil, fmt.Errorf("%w: serve [%d, %d) of a %d-layer model", llama.ErrRange, first, last, m.Config.Layers)
 	}
+	weights := m
+	if f := cfg.fault; f != nil && f.Model != nil {
+		if f.Model.Config != m.Config {
+			return nil, fmt.Errorf("fault model's configuration differs from the model served")
+		}
+		weights = f.Model
+	}
 	s := &StageServer{
-		h: h, m: m, model: id, be: be, first: first, last: last, cfg: cfg,
-		stages:   map[LayerRange]*llama.Stage{},
-		sessions: map[*stageSession]struct{}{},
-		lastByID: map[SessionID]*stageSession{},
-		byKey:    map[sessionKey]*stageSession{},
+		h: h, m: m, weights: weights, model: id, be: be, first: first, last: last, cfg: cfg,
+		stages:     map[LayerRange]*llama.Stage{},
+		sessions:   map[*stageSession]struct{}{},
+		lastByID:   map[SessionID]*stageSession{},
+		byKey:      map[sessionKey]*stageSession{},
+		evidence:   newEvidenceStore(cfg.evidenceBudget, cfg.evidenceKeep),
+		auditSlots: make(chan struct{}, cfg.auditSlots),
 	}
 	if _, err := s.stage(LayerRange{first, last}); err != nil {
 		return nil, err
@@ -160,11 +179,12 @@ func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend,
 
 // Start registers the stream handler.
 func (s *StageServer) Start() {
-	var h network.StreamHandler = s.handle
+	var h, audit network.StreamHandler = s.handle, s.serveAudit
 	if s.cfg.wrap != nil {
-		h = s.cfg.wrap(h)
+		h, audit = s.cfg.wrap(h), s.cfg.wrap(audit)
 	}
 	s.h.SetStreamHandler(StageProtocol, h)
+	s.h.SetStreamHandler(AuditProtocol, audit)
 	if s.cfg.billing != nil {
 		s.h.SetStreamHandler(ReceiptProtocol, s.serveReceipt)
 	}
@@ -195,6 +215,7 @@ func (s *StageServer) FreeSlots() int { return max(0, s.cfg.maxSessions-s.Sessio
 func (s *StageServer) Close() error {
 	s.h.RemoveStreamHandler(StageProtocol)
 	s.h.RemoveStreamHandler(ReceiptProtocol)
+	s.h.RemoveStreamHandler(AuditProtocol)
 	s.mu.Lock()
 	s.closed = true
 	open := make([]*stageSession, 0, len(s.sessions))
@@ -216,7 +237,7 @@ func (s *StageServer) stage(r LayerRange) (*llama.Stage, error) {
 	if st, ok := s.stages[r]; ok {
 		return st, nil
 	}
-	st, err := llama.NewStage(s.m, s.be, llama.WithLayers(r.First, r.Last))
+	st, err := llama.NewStage(s.weights, s.be, llama.WithLayers(r.First, r.Last))
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +353,7 @@ func (s *StageServer) release(se *stageSession) {
 		delete(s.lastByID, se.id)
 	}
 	s.kvUsed -= se.kv
+	s.evidence.end(se.ev)
 	s.wg.Done()
 }
 
@@ -364,6 +386,7 @@ type stageSession struct {
 
 	eng    *llama.Session
 	dtype  ActivationDType
+	ev     *evidence // the rows received, kept for audits; nil on the first stage
 	x      []float32 // first stage: embedded rows
 	logits []float32
 	top    topK
@@ -505,6 +528,9 @@ func (se *stageSession) open(o *OpenFrame) *stageError {
 		se.upR.SetMax(ForwardFrameLen(o.MaxLen, 0, o.DType))
 	} else {
 		se.upR.SetMax(ForwardFrameLen(o.MaxLen, c.Dim, o.DType))
+		// The client knows the tokens it sent the first stage; every other
+		// stage keeps what it received, for audits of it and of the hop before.
+		se.ev = s.evidence.open(sessionKey{o.Session, o.Hop}, o.Client, o.DType, c.Dim, o.MaxLen)
 	}
 	if se.last {
 		se.logits = make([]float32, c.VocabSize)
@@ -674,9 +700,13 @@ func (se *stageSession) forward(f *ForwardFrame) *stageError {
 				se.dtype, st.Config().Dim, f.DType, f.Kind, f.Width)
 		}
 		x = f.Acts
+		se.srv.evidence.add(se.ev, f.Pos, x)
 	}
 	if err := se.eng.Forward(x); err != nil {
 		return errf(CodeBadRequest, "%v", err)
+	}
+	if ft := se.srv.cfg.fault; ft != nil && ft.Corrupt != nil {
+		ft.Corrupt(x, f.Pos)
 	}
 	se.usageMu.Lock()
 	se.processed = f.Pos + n
