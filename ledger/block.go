@@ -46,10 +46,14 @@ type Kind uint8
 
 // The kinds of blocks. A receipt is two half-blocks on two chains: the server's
 // Earn (the proposal) and the client's Spend (the agreement), each naming the
-// other party.
+// other party. The trust records are whole blocks on one chain: a node's
+// hardware claim (KindHardware) on its own, an audit of another node
+// (KindAudit) on the auditor's.
 const (
-	KindEarn  Kind = 1
-	KindSpend Kind = 2
+	KindEarn     Kind = 1
+	KindSpend    Kind = 2
+	KindHardware Kind = 3
+	KindAudit    Kind = 4
 )
 
 // String names the kind.
@@ -59,6 +63,10 @@ func (k Kind) String() string {
 		return "earn"
 	case KindSpend:
 		return "spend"
+	case KindHardware:
+		return "hardware"
+	case KindAudit:
+		return "audit"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -175,7 +183,7 @@ func DecodeBlock(p []byte) (*Block, error) {
 		return nil, fmt.Errorf("%w: first block links to %s", ErrMalformed, b.Prev)
 	case b.Seq > 1 && b.Prev.IsZero():
 		return nil, fmt.Errorf("%w: block %d links to nothing", ErrMalformed, b.Seq)
-	case b.Kind != KindEarn && b.Kind != KindSpend:
+	case b.Kind < KindEarn || b.Kind > KindAudit:
 		return nil, fmt.Errorf("%w: kind %d", ErrMalformed, b.Kind)
 	}
 	return b, nil

@@ -18,7 +18,12 @@ import (
 //	         u16 first u16 last u32 from u32 to u32 results u32 tokens
 //	         u32 multiplier u32 reliability u16 precision
 //	         u64 flops u64 amount u64 spend                      (143 bytes with a 36-byte CID)
-//	spend := server[32] proposal[32] u64 seq u64 amount          (80 bytes)
+//	spend := server[32] proposal[32] u64 seq u64 amount [u64 micros]   (80 or 88 bytes)
+//
+// A spend's micros, the client's observation of the hop's time, is present (and
+// not 0) or absent: 80 bytes mean "not observed", so that the one encoding of
+// each value holds and agreements signed before observations existed still
+// decode.
 //
 // Decoders also reject bodies that no honest party writes (an empty layer range, a
 // window without positions, more tokens than positions, factors above 1.0), so
@@ -29,6 +34,8 @@ const (
 	MaxModelCID = 64
 	earnFixed   = 32 + 16 + 4 + 1 + 2*2 + 4*4 + 4*2 + 2 + 8*3
 	spendSize   = 32 + 32 + 8 + 8
+	// spendObserved is the size of a spend carrying the client's observation.
+	spendObserved = spendSize + 8
 )
 
 // Earn is the body of a server's half of a receipt (KindEarn): what it did for a
@@ -81,6 +88,12 @@ type Spend struct {
 	Seq uint64
 	// Amount is the proposal's Spend, in milli-GFT.
 	Amount uint64
+	// Micros is the wall-clock time, in microseconds, the client attributes to
+	// this hop for the window (its share of the chain's time from sending each
+	// forward to its result), 0 when the client did not observe it. The implied
+	// multiplier (doc.go) compares it with what the server's claimed hardware
+	// would take for the work.
+	Micros uint64
 }
 
 // modelPrefix is how model manifests are named (model.Manifest.CID): the only
@@ -193,16 +206,20 @@ func (e *Earn) ModelCID() (cid.Cid, error) {
 
 // Encode returns the canonical body.
 func (s *Spend) Encode() []byte {
-	out := make([]byte, 0, spendSize)
+	out := make([]byte, 0, spendObserved)
 	out = append(out, s.Server[:]...)
 	out = append(out, s.Proposal[:]...)
 	out = binary.LittleEndian.AppendUint64(out, s.Seq)
-	return binary.LittleEndian.AppendUint64(out, s.Amount)
+	out = binary.LittleEndian.AppendUint64(out, s.Amount)
+	if s.Micros != 0 {
+		out = binary.LittleEndian.AppendUint64(out, s.Micros)
+	}
+	return out
 }
 
 // DecodeSpend parses a canonical Spend body.
 func DecodeSpend(p []byte) (*Spend, error) {
-	if len(p) != spendSize {
+	if len(p) != spendSize && len(p) != spendObserved {
 		return nil, fmt.Errorf("%w: spend body of %d bytes", ErrMalformed, len(p))
 	}
 	s := &Spend{}
@@ -212,6 +229,11 @@ func DecodeSpend(p []byte) (*Spend, error) {
 	s.Amount = binary.LittleEndian.Uint64(p[off+8:])
 	if s.Seq == 0 || s.Proposal.IsZero() {
 		return nil, fmt.Errorf("%w: spend names block %d %s", ErrMalformed, s.Seq, s.Proposal)
+	}
+	if len(p) == spendObserved {
+		if s.Micros = binary.LittleEndian.Uint64(p[off+16:]); s.Micros == 0 {
+			return nil, fmt.Errorf("%w: spend observes 0 µs", ErrMalformed)
+		}
 	}
 	return s, nil
 }

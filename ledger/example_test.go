@@ -14,6 +14,9 @@ import (
 
 // A server proposes a receipt for one settlement window, the client checks it
 // and agrees, and a State (any node's) applies both halves and answers balances.
+// The server's only client is no independent evidence of its work (it could be
+// the server's own second identity), so the server is credited what the client
+// spent, not the 25.668 GFT its proposal prices: see the package doc's "Trust".
 func Example() {
 	g := ledger.DefaultGenesis()
 	// Normally ledger.CostOf(manifest); here a 2-layer f16 model by hand.
@@ -73,7 +76,7 @@ func Example() {
 	fmt.Println("client available:", ledger.FormatGFT(st.Balance(client).Available()))
 	// Output:
 	// settled: 1
-	// server earned: 25.668 GFT
+	// server earned: 12.800 GFT
 	// client spent: 12.800 GFT
 	// client available: 9987.200 GFT
 }

@@ -15,7 +15,51 @@ func seedBlocks(f *testing.F) []*Block {
 	e := sampleEarn(client.key)
 	e.Window = 1
 	second := server.propose(f, e, bigCost(), g)
-	return []*Block{earn, spend, second}
+	observed := client.agreeObserved(f, second, 12_345)
+	claim := server.claim(f, sampleHardware(3, 1000, 1))
+	audit := client.audit(f, server.key, false)
+	return []*Block{earn, spend, second, observed, claim, audit}
+}
+
+func FuzzDecodeHardware(f *testing.F) {
+	for _, b := range seedBlocks(f) {
+		f.Add(b.Body)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := DecodeHardware(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(h.Encode(), data) {
+			t.Fatal("a decoded claim does not encode to its bytes")
+		}
+		// What decodes rates within the tier table.
+		g := DefaultGenesis()
+		if m := ClampClaim(g, h); m < g.Tiers[0].Multiplier || m > g.MaxMultiplier() {
+			t.Fatalf("claim clamped to %d", m)
+		}
+	})
+}
+
+func FuzzDecodeAudit(f *testing.F) {
+	for _, b := range seedBlocks(f) {
+		f.Add(b.Body)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := DecodeAudit(data)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(a.Encode(), data) {
+			t.Fatal("a decoded audit does not encode to its bytes")
+		}
+	})
 }
 
 func FuzzDecodeEarn(f *testing.F) {

@@ -13,7 +13,7 @@ import (
 
 // Genesis holds the parameters a network agrees on before any block exists: the
 // tier table that bounds multipliers, the precision factors, the grid weights, the
-// starter allowance and the settlement interval. It lives in a JSON file (the
+// starter allowance, the settlement interval and the trust constants. It lives in a JSON file (the
 // network file) that every node of the network has; nodes compare Hash at
 // handshake and refuse peers of another network, since the same chains would give
 // them different balances.
@@ -33,6 +33,36 @@ type Genesis struct {
 	// SettlementTokens is N: a session hop settles a receipt every N generated
 	// tokens and at the session's end.
 	SettlementTokens uint32 `json:"settlement_tokens"`
+	// Trust holds the constants of the trust rules: quarantine, reliability,
+	// the implied multiplier and the self-dealing bound (doc.go, "Trust").
+	Trust Trust `json:"trust"`
+}
+
+// Trust holds the constants of the rules that make credits honest (doc.go).
+type Trust struct {
+	// UnclaimedMultiplier is the multiplier (milli) of a server that has no
+	// hardware claim on its chain, as if it claimed the baseline figures below.
+	UnclaimedMultiplier uint32 `json:"unclaimed_multiplier_milli"`
+	// BaselineMFLOPS and BaselineMBps are the figures an unclaimed server's
+	// implied multiplier is computed with: what the baseline class measures.
+	BaselineMFLOPS uint64 `json:"baseline_mflops"`
+	BaselineMBps   uint64 `json:"baseline_mbps"`
+	// OverheadMicros is what a client's observation may hold besides the work,
+	// per forward and hop: network, scheduling, the engine's fixed costs. It
+	// keeps tiny models, whose hops are all overhead, from rating honest
+	// servers at the bottom.
+	OverheadMicros uint64 `json:"overhead_micros"`
+	// QuarantineMillis is the quarantine of a new device, and per tier of a jump
+	// in the claimed tier.
+	QuarantineMillis int64 `json:"quarantine_millis"`
+	// WindowMillis is W: reliability counts the audits of the last W before a
+	// receipt, and independent evidence is sought within W of it.
+	WindowMillis int64 `json:"window_millis"`
+	// ReliabilityPrior is k, the passes every node is credited with before any
+	// audit; FailureWeight is F, what one failing auditor weighs against one
+	// passing auditor.
+	ReliabilityPrior uint32 `json:"reliability_prior"`
+	FailureWeight    uint32 `json:"failure_weight"`
 }
 
 // Tier is one hardware class of the tier table.
@@ -74,6 +104,9 @@ const (
 	maxNetworkID   = 64
 	maxTierText    = 256
 	maxSettlement  = 1 << 20
+	maxOverhead    = 10_000_000             // 10 s per forward and hop
+	maxTrustMillis = 366 * 24 * 3600 * 1000 // a year
+	maxTrustCount  = 1000
 	genesisTag     = "imece/genesis/1\n"
 )
 
@@ -100,6 +133,26 @@ func DefaultGenesis() *Genesis {
 		Grid:             GridWeights{Load: 300, Carbon: 400, Renewable: 300},
 		StarterAllowance: 10_000_000,
 		SettlementTokens: 64,
+		Trust:            DefaultTrust(),
+	}
+}
+
+// DefaultTrust are the trust constants of DefaultGenesis: unclaimed servers at
+// the baseline multiplier with the baseline class's expected figures (an RTX
+// 3060: 60% of 25.3 TFLOP/s, 80% of 360 GB/s, as node/hardware's anchors), 10 ms
+// of overhead per forward and hop, a 6-hour quarantine per tier of a jump, a
+// one-day window, and a failing auditor weighing four passes against a prior of
+// four.
+func DefaultTrust() Trust {
+	return Trust{
+		UnclaimedMultiplier: 1000,
+		BaselineMFLOPS:      15_180_000,
+		BaselineMBps:        288_000,
+		OverheadMicros:      10_000,
+		QuarantineMillis:    6 * 3600 * 1000,
+		WindowMillis:        24 * 3600 * 1000,
+		ReliabilityPrior:    4,
+		FailureWeight:       4,
 	}
 }
 
@@ -173,6 +226,21 @@ func (g *Genesis) Validate() error {
 	if g.SettlementTokens == 0 || g.SettlementTokens > maxSettlement {
 		return bad("settlement every %d tokens", g.SettlementTokens)
 	}
+	t := g.Trust
+	switch {
+	case t.UnclaimedMultiplier == 0 || t.UnclaimedMultiplier > g.MaxMultiplier():
+		return bad("unclaimed multiplier %d outside (0, %d]", t.UnclaimedMultiplier, g.MaxMultiplier())
+	case t.BaselineMFLOPS == 0 || t.BaselineMBps == 0:
+		return bad("baseline figures %d MFLOP/s, %d MB/s", t.BaselineMFLOPS, t.BaselineMBps)
+	case t.OverheadMicros > maxOverhead:
+		return bad("overhead %d µs above %d", t.OverheadMicros, maxOverhead)
+	case t.QuarantineMillis < 0 || t.QuarantineMillis > maxTrustMillis:
+		return bad("quarantine %d ms outside [0, %d]", t.QuarantineMillis, maxTrustMillis)
+	case t.WindowMillis <= 0 || t.WindowMillis > maxTrustMillis:
+		return bad("window %d ms outside (0, %d]", t.WindowMillis, maxTrustMillis)
+	case t.ReliabilityPrior == 0 || t.ReliabilityPrior > maxTrustCount || t.FailureWeight > maxTrustCount:
+		return bad("reliability prior %d, failure weight %d: want (0, %d]", t.ReliabilityPrior, t.FailureWeight, maxTrustCount)
+	}
 	return nil
 }
 
@@ -191,6 +259,8 @@ func (g *Genesis) MaxMultiplier() uint32 {
 //	genesis := "imece/genesis/1\n" str network u8 tiers (str name str examples u32 multiplier)*tiers
 //	           u16 f32 u16 f16 u16 8bit u16 4bit u16 load u16 carbon u16 renewable
 //	           u64 starter_allowance u32 settlement_tokens
+//	           u32 unclaimed_multiplier u64 baseline_mflops u64 baseline_mbps u64 overhead_micros
+//	           i64 quarantine_millis i64 window_millis u32 reliability_prior u32 failure_weight
 //	str     := u16 length, bytes                     (integers little-endian)
 func (g *Genesis) Encode() []byte {
 	out := []byte(genesisTag)
@@ -209,7 +279,14 @@ func (g *Genesis) Encode() []byte {
 		out = binary.LittleEndian.AppendUint16(out, v)
 	}
 	out = binary.LittleEndian.AppendUint64(out, g.StarterAllowance)
-	return binary.LittleEndian.AppendUint32(out, g.SettlementTokens)
+	out = binary.LittleEndian.AppendUint32(out, g.SettlementTokens)
+	t := g.Trust
+	out = binary.LittleEndian.AppendUint32(out, t.UnclaimedMultiplier)
+	for _, v := range []uint64{t.BaselineMFLOPS, t.BaselineMBps, t.OverheadMicros, uint64(t.QuarantineMillis), uint64(t.WindowMillis)} {
+		out = binary.LittleEndian.AppendUint64(out, v)
+	}
+	out = binary.LittleEndian.AppendUint32(out, t.ReliabilityPrior)
+	return binary.LittleEndian.AppendUint32(out, t.FailureWeight)
 }
 
 // Hash identifies the network's parameters: the SHA2-256 of Encode. Two nodes

@@ -40,7 +40,7 @@ func TestDefaultGenesisGolden(t *testing.T) {
 		t.Fatal("the parsed file hashes differently")
 	}
 	// Independently computed from the documented layout.
-	const hash = "68b9bf40b9efc4095b4dbb3efc11b7a16b7eb451a7db37aeba65dff4e18dd5cd"
+	const hash = "dd7952fef773940f207d7772b873aec76acafd8936ec594243bceee824759ab6"
 	if h := g.Hash(); hex.EncodeToString(h[:]) != hash {
 		got := hex.EncodeToString(h[:])
 		t.Errorf("hash %s, want %s", got, hash)

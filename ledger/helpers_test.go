@@ -110,3 +110,43 @@ func sampleEarn(client Key) *Earn {
 		Multiplier: 1000, Reliability: 1000,
 	}
 }
+
+// agreeObserved appends p's agreement to earn carrying the client's observation
+// of the hop's time.
+func (p *party) agreeObserved(t testing.TB, earn *Block, micros uint64) *Block {
+	t.Helper()
+	s, err := SpendFor(earn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Micros = micros
+	b, err := NewSpend(p.priv, p.head, s, p.now)
+	return p.append(t, b, err)
+}
+
+// claim appends a hardware claim to p's chain.
+func (p *party) claim(t testing.TB, h *Hardware) *Block {
+	t.Helper()
+	b, err := NewHardware(p.priv, p.head, h, p.now)
+	return p.append(t, b, err)
+}
+
+// audit appends p's audit of subject with the verdict pass or fail.
+func (p *party) audit(t testing.TB, subject Key, pass bool) *Block {
+	t.Helper()
+	a := &Audit{Subject: subject, Session: [16]byte{7}, Model: modelCID("big"), First: 0, Last: 4, Position: 9,
+		Check: CheckRecompute, Verdict: VerdictFail}
+	if pass {
+		a.Verdict = VerdictPass
+	}
+	b, err := NewAudit(p.priv, p.head, a, p.now)
+	return p.append(t, b, err)
+}
+
+// sampleHardware is a claim of tier at multiplier by device fp, with figures
+// of that class.
+func sampleHardware(tier uint8, multiplier uint32, fp byte) *Hardware {
+	scale := uint64(multiplier)
+	return &Hardware{Tier: tier, Multiplier: multiplier, Fingerprint: [32]byte{fp},
+		MatmulMFLOPS: 15_180 * scale, BandwidthMBps: 288 * scale, LayerMicros: 1_000_000 / scale, Backend: "cpu"}
+}

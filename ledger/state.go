@@ -71,6 +71,19 @@ type account struct {
 	settled bitset
 	// windows is the last window proposed per (client, session).
 	windows map[[48]byte]uint32
+
+	// The trust rules' bookkeeping (trust_state.go).
+	// hw is the owner's hardware claim as of its head.
+	hw *hwState
+	// paid are the servers the owner has agreed with: the subjects it has
+	// standing to audit.
+	paid map[Key]struct{}
+	// audits are the audits of the owner by auditors with standing, by time.
+	audits []auditRec
+	// credits are the owner's settled receipts as server, by time; obs the
+	// best observations of it per evidence epoch.
+	credits []*credit
+	obs     map[int64]best2
 }
 
 // slot is a position in a server's chain: where an agreement's proposal is.
@@ -88,6 +101,13 @@ type proposal struct {
 	verified bool
 	// agreement is the matching Spend of an unverified proposal.
 	agreement *agreement
+	// time is the proposal's block time; mHW, mflops and mbps the server's
+	// hardware in force then (hardwareAt); work what that hardware takes for
+	// the work (WorkMicros), once the model is known.
+	time         int64
+	mHW          uint32
+	mflops, mbps uint64
+	work         uint64
 }
 
 // agreement is a pending Spend.
@@ -111,7 +131,9 @@ type Receipt struct {
 	Proposal, Agreement BlockID
 	Server, Client      Key
 	// Earned and Spent are the milli-GFT credited to the server and debited from
-	// the client.
+	// the client. Earned is the credit when the receipt settled: at most the
+	// proposal's Amount, and recomputed later when audits or other clients'
+	// observations of the server arrive (the balance follows; this does not).
 	Earned, Spent uint64
 }
 
@@ -227,8 +249,11 @@ func (s *State) Apply(b *Block) (Result, error) {
 	}
 	var e *Earn
 	var sp *Spend
+	var hw *Hardware
+	var au *Audit
 	var err error
-	if b.Kind == KindEarn {
+	switch b.Kind {
+	case KindEarn:
 		if e, err = b.Earn(); err != nil {
 			return Result{}, err
 		}
@@ -238,7 +263,16 @@ func (s *State) Apply(b *Block) (Result, error) {
 					ErrReplay, b.Seq, b.Owner, e.Window, e.Session, e.Client, last)
 			}
 		}
-	} else if sp, err = b.Spend(); err != nil {
+	case KindSpend:
+		sp, err = b.Spend()
+	case KindHardware:
+		hw, err = b.Hardware()
+	case KindAudit:
+		au, err = b.Audit()
+	default:
+		err = fmt.Errorf("%w: block %d of %s has kind %d", ErrMalformed, b.Seq, b.Owner, b.Kind)
+	}
+	if err != nil {
 		return Result{}, err
 	}
 
@@ -251,13 +285,24 @@ func (s *State) Apply(b *Block) (Result, error) {
 			a.windows = make(map[[48]byte]uint32)
 		}
 		a.windows[windowKey(e)] = e.Window
-		s.propose(&res, b.Owner, b.Seq, id, e)
-	} else {
-		// Agreements held for this sequence named a proposal; it is not one.
-		for _, ag := range s.takeOrphans(b.Owner, b.Seq) {
-			s.void(&res, ag, fmt.Errorf("%w: spend %d of %s names block %d of %s, which is not a proposal", ErrUnlinked, ag.seq, ag.client, b.Seq, b.Owner))
+		s.propose(&res, b, id, e)
+		return res, nil
+	}
+	// Agreements held for this sequence named a proposal; it is not one.
+	for _, ag := range s.takeOrphans(b.Owner, b.Seq) {
+		s.void(&res, ag, fmt.Errorf("%w: spend %d of %s names block %d of %s, which is not a proposal", ErrUnlinked, ag.seq, ag.client, b.Seq, b.Owner))
+	}
+	switch {
+	case sp != nil:
+		if a.paid == nil {
+			a.paid = make(map[Key]struct{})
 		}
+		a.paid[sp.Server] = struct{}{}
 		s.agree(&res, &agreement{id: id, client: b.Owner, seq: b.Seq, spend: *sp})
+	case hw != nil:
+		s.applyHardware(a, hw, b.Time)
+	case au != nil:
+		s.applyAudit(b.Owner, b.Seq, au, b.Time)
 	}
 	return res, nil
 }
@@ -271,8 +316,10 @@ func windowKey(e *Earn) [48]byte {
 
 // propose records a new proposal, verifies it if its model is known, and
 // resolves the agreements that were waiting for it.
-func (s *State) propose(res *Result, server Key, seq uint64, id BlockID, e *Earn) {
-	p := &proposal{id: id, server: server, seq: seq, earn: e}
+func (s *State) propose(res *Result, b *Block, id BlockID, e *Earn) {
+	server, seq := b.Owner, b.Seq
+	p := &proposal{id: id, server: server, seq: seq, earn: e, time: b.Time}
+	p.mHW, p.mflops, p.mbps = s.hardwareAt(s.accounts[server], b.Time)
 	waiting := s.takeOrphans(server, seq)
 	if c, ok := s.costOf(e.Model); ok {
 		if err := validateEarn(server, seq, e, c, s.genesis); err != nil {
@@ -282,7 +329,7 @@ func (s *State) propose(res *Result, server Key, seq uint64, id BlockID, e *Earn
 			}
 			return
 		}
-		p.verified = true
+		p.verified, p.work = true, WorkMicros(c, e, p.mflops, p.mbps)
 	}
 	s.proposals[id] = p
 	s.account(server).pendingEarn.add(e.Amount)
@@ -359,7 +406,8 @@ func (s *State) match(res *Result, p *proposal, ag *agreement) {
 func (s *State) settle(res *Result, p *proposal, ag *agreement) {
 	server, client := s.account(p.server), s.account(ag.client)
 	server.pendingEarn.sub(p.earn.Amount)
-	server.earned.add(p.earn.Amount)
+	implied := ImpliedMultiplier(p.mHW, p.work, ag.spend.Micros, Forwards(p.earn), s.genesis.Trust.OverheadMicros)
+	earned := s.credit(server, &credit{time: p.time, client: ag.client, earn: p.earn, mHW: p.mHW, implied: implied})
 	client.spent.add(p.earn.Spend)
 	server.settled.set(p.seq)
 	p.agreement = ag // a later agreement naming p is a replay
@@ -367,7 +415,7 @@ func (s *State) settle(res *Result, p *proposal, ag *agreement) {
 	res.Settled = append(res.Settled, Receipt{
 		Proposal: p.id, Agreement: ag.id,
 		Server: p.server, Client: ag.client,
-		Earned: p.earn.Amount, Spent: p.earn.Spend,
+		Earned: earned, Spent: p.earn.Spend,
 	})
 }
 
@@ -410,7 +458,7 @@ func (s *State) Revalidate() Result {
 			}
 			continue
 		}
-		p.verified = true
+		p.verified, p.work = true, WorkMicros(c, p.earn, p.mflops, p.mbps)
 		if ag != nil {
 			s.settle(&res, p, ag)
 		}

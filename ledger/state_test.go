@@ -20,7 +20,9 @@ type window struct{ from, to, tokens uint32 }
 
 // TestStateScenario: one client generates through three servers for three
 // windows (a 10-position prefill giving 1 token, 64 decode steps, and 6 more at
-// the session's end); the balances are computed by hand below.
+// the session's end), and a second client once through the same servers (the
+// independent evidence that lets the servers mint, doc.go); the balances are
+// computed by hand below.
 func TestStateScenario(t *testing.T) {
 	g := DefaultGenesis()
 	c := bigCost() // 4 layers of 50M weights (f16, so P = 500), qDim 4096, 100M-weight head
@@ -31,6 +33,22 @@ func TestStateScenario(t *testing.T) {
 		{newParty(1), 0, 1, 1000, 1000},
 		{newParty(2), 1, 3, 2000, 900},
 		{newParty(3), 3, 4, 100, 1000},
+	}
+	// Server 2 claims the high consumer class, so it may earn at 2.0.
+	mustApply(t, st, stages[1].p.claim(t, sampleHardware(4, 2000, 2)))
+	witness := newParty(8)
+	for _, s := range stages {
+		e := &Earn{
+			Client: witness.key, Session: [16]byte{43}, Window: 0, Model: model,
+			First: s.first, Last: s.last, From: 0, To: 10, Tokens: 1,
+			Multiplier: s.multiplier, Reliability: s.reliability,
+		}
+		if s.last == 4 {
+			e.Results = 1
+		}
+		earn := s.p.propose(t, e, c, g)
+		mustApply(t, st, earn)
+		mustApply(t, st, witness.agree(t, earn))
 	}
 	windows := []window{{0, 10, 1}, {10, 74, 64}, {74, 80, 6}}
 	for w, win := range windows {
@@ -63,11 +81,13 @@ func TestStateScenario(t *testing.T) {
 	//   607,618,560 + 2·100M·6 = 1,807,618,560 → 180
 	// The client, per token at P 0.5: 1e8·0.5/1e6 = 50 (server 1), 100 (server 2),
 	// (1e8 + 2e8)·0.5/1e6 = 150 (server 3): 300 a token, 71 tokens: 21,300.
+	// The witness's window is window 0 again: 1000, 3603 and 120 earned, 300 spent.
 	want := map[Key]Balance{
-		stages[0].p.key: {Allowance: 10_000_000, Earned: 1000 + 6444 + 607},
-		stages[1].p.key: {Allowance: 10_000_000, Earned: 3603 + 23200 + 2187},
-		stages[2].p.key: {Allowance: 10_000_000, Earned: 120 + 1924 + 180},
+		stages[0].p.key: {Allowance: 10_000_000, Earned: 1000 + 1000 + 6444 + 607},
+		stages[1].p.key: {Allowance: 10_000_000, Earned: 3603 + 3603 + 23200 + 2187},
+		stages[2].p.key: {Allowance: 10_000_000, Earned: 120 + 120 + 1924 + 180},
 		client.key:      {Allowance: 10_000_000, Spent: 21_300},
+		witness.key:     {Allowance: 10_000_000, Spent: 300},
 	}
 	for k, w := range want {
 		if got := st.Balance(k); got != w {
@@ -78,7 +98,7 @@ func TestStateScenario(t *testing.T) {
 		t.Errorf("client available %d", got)
 	}
 	heads := st.Heads()
-	if len(heads) != 4 || heads[client.key].Seq != 9 || heads[stages[1].p.key] != stages[1].p.head {
+	if len(heads) != 5 || heads[client.key].Seq != 9 || heads[stages[1].p.key] != stages[1].p.head {
 		t.Errorf("heads %v", heads)
 	}
 	if ps := st.Proposals(client.key); len(ps) != 0 {
@@ -392,7 +412,9 @@ func TestStateUnknownModel(t *testing.T) {
 	}
 	assertVoid(t, res, bad, ErrAmount)
 	assertVoid(t, res, badSpend, ErrUnlinked)
-	if got := st.Balance(server.key); got != (Balance{Allowance: g.StarterAllowance, Earned: amount}) {
+	// The only client gives no independent evidence: the server is credited at
+	// most what it spent.
+	if got := st.Balance(server.key); got != (Balance{Allowance: g.StarterAllowance, Earned: min(amount, spend)}) {
 		t.Errorf("server after Revalidate: %+v", got)
 	}
 	if got := st.Balance(client.key); got != (Balance{Allowance: g.StarterAllowance, Spent: spend}) {
@@ -429,17 +451,32 @@ func TestBalanceAvailable(t *testing.T) {
 // TestStateAnyInterleaving: the same chains applied in any interleaving give
 // the same balances, heads and pending proposals, void receipts and held
 // agreements included, whether a node knew every model from the start or learnt
-// one at the end.
+// one at the end; with hardware claims changing (quarantines), audits arriving
+// from other chains and clients' observations, under windows and quarantines
+// short enough for the chains to span several, the credits, multipliers and
+// reliability factors too.
 func TestStateAnyInterleaving(t *testing.T) {
 	g := DefaultGenesis()
+	g.Trust.WindowMillis = 20_000
+	g.Trust.QuarantineMillis = 7_000
 	c := bigCost()
 	model, late := modelCID("big"), modelCID("late")
 	servers := []*party{newParty(1), newParty(2), newParty(3)}
 	clients := []*party{newParty(10), newParty(11)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	window := map[[2]Key]uint32{}
-	for range 60 {
+	everyone := append(append([]*party{}, servers...), clients...)
+	for range 90 {
 		s, cl := servers[rng.IntN(3)], clients[rng.IntN(2)]
+		switch rng.IntN(10) {
+		case 0: // a new claim: another tier, sometimes another device
+			s.claim(t, sampleHardware(uint8(rng.IntN(8)), g.Tiers[rng.IntN(8)].Multiplier, byte(rng.IntN(2))))
+		case 1, 2: // an audit of a server by anyone else, with or without standing
+			auditor := everyone[rng.IntN(len(everyone))]
+			if auditor != s {
+				auditor.audit(t, s.key, rng.IntN(3) != 0)
+			}
+		}
 		if rng.IntN(4) == 0 { // servers use each other too
 			cl = servers[(rng.IntN(2)+1+indexOf(servers, s))%3]
 		}
@@ -478,6 +515,8 @@ func TestStateAnyInterleaving(t *testing.T) {
 			cl.agree(t, earn)
 		case 2: // an agreement to nothing
 			cl.appendRaw(KindSpend, (&Spend{Server: s.key, Proposal: BlockID{byte(rng.IntN(256)), 1}, Seq: earn.Seq + uint64(rng.IntN(3)), Amount: 1}).Encode())
+		case 3, 4: // an observed agreement
+			cl.agreeObserved(t, earn, 1+uint64(rng.IntN(400_000)))
 		default:
 			cl.agree(t, earn)
 		}
@@ -547,11 +586,36 @@ func TestStateAnyInterleaving(t *testing.T) {
 			if voids[ErrAmount] == 0 || voids[ErrUnlinked] == 0 || voids[ErrReplay] == 0 {
 				t.Fatalf("the scenario does not exercise every void: %v", voids)
 			}
+			// Every trust rule is exercised: credits below the proposals'
+			// amounts, a quarantine, a reliability below 1.
+			var cut, quarantined, unreliable bool
+			for _, s := range servers {
+				a := st.accounts[s.key]
+				for _, c := range a.credits {
+					cut = cut || c.credited < c.earn.Amount
+				}
+				for at := int64(1_700_000_000_000); at < s.now; at += 1000 {
+					_, q := st.Quarantine(s.key, at)
+					quarantined = quarantined || q
+					unreliable = unreliable || st.Reliability(s.key, at) < 1000
+				}
+			}
+			if !cut || !quarantined || !unreliable {
+				t.Fatalf("the scenario does not exercise the trust rules: cut %v, quarantine %v, unreliable %v", cut, quarantined, unreliable)
+			}
 			continue
 		}
-		for _, p := range append(append([]*party{}, servers...), clients...) {
+		for _, p := range everyone {
 			if got, w := st.Balance(p.key), want.Balance(p.key); got != w {
 				t.Fatalf("trial %d: %s: %+v, want %+v", trial, p.key, got, w)
+			}
+			for at := int64(1_700_000_000_000); at < p.now+30_000; at += 3_000 {
+				if got, w := st.Reliability(p.key, at), want.Reliability(p.key, at); got != w {
+					t.Fatalf("trial %d: %s: reliability at %d %d, want %d", trial, p.key, at, got, w)
+				}
+				if got, w := st.Multiplier(p.key, at), want.Multiplier(p.key, at); got != w {
+					t.Fatalf("trial %d: %s: multiplier at %d %d, want %d", trial, p.key, at, got, w)
+				}
 			}
 			if got, w := st.Proposals(p.key), want.Proposals(p.key); !reflect.DeepEqual(got, w) {
 				t.Fatalf("trial %d: %s: pending %+v, want %+v", trial, p.key, got, w)

@@ -36,6 +36,9 @@ var (
 	// ErrSelfReceipt: a receipt whose two parties are the same key: an owner
 	// would mint credits by serving itself.
 	ErrSelfReceipt = errors.New("ledger: receipt with oneself")
+	// ErrSelfAudit: an audit whose subject is its auditor: a node would vouch
+	// for itself.
+	ErrSelfAudit = errors.New("ledger: audit of oneself")
 	// ErrDuplicate: the block is already its chain's head. Gossip delivers blocks
 	// more than once; a duplicate is harmless and changes nothing.
 	ErrDuplicate = errors.New("ledger: duplicate block")
@@ -59,7 +62,7 @@ var (
 
 // ValidateNext checks the chain rules for b as the block after prev (nil when b
 // should be its chain's first): sequence, link, time, a well-formed body for its
-// kind, and the owner's signature. It checks the cheap rules first, so a flood of
+// kind (no receipt with oneself, no audit of oneself), and the owner's signature. It checks the cheap rules first, so a flood of
 // bad blocks costs no signature verifications. It does not detect a fork (b at
 // prev's sequence with another ID): that is DetectFork's.
 func ValidateNext(prev, b *Block) error {
@@ -112,6 +115,18 @@ func checkBody(b *Block) error {
 		}
 		if s.Server == b.Owner {
 			return fmt.Errorf("%w: block %d of %s agrees with its owner", ErrSelfReceipt, b.Seq, b.Owner)
+		}
+	case KindHardware:
+		if _, err := DecodeHardware(b.Body); err != nil {
+			return fmt.Errorf("block %d of %s: %w", b.Seq, b.Owner, err)
+		}
+	case KindAudit:
+		a, err := DecodeAudit(b.Body)
+		if err != nil {
+			return fmt.Errorf("block %d of %s: %w", b.Seq, b.Owner, err)
+		}
+		if a.Subject == b.Owner {
+			return fmt.Errorf("%w: block %d of %s audits its owner", ErrSelfAudit, b.Seq, b.Owner)
 		}
 	default:
 		return fmt.Errorf("%w: block %d of %s has kind %d", ErrMalformed, b.Seq, b.Owner, b.Kind)

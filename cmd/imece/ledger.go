@@ -173,6 +173,22 @@ func writeHistoryLine(w io.Writer, self ledger.Key, b *ledger.Block) {
 			return
 		}
 		fmt.Fprintf(w, "%s\t%s#%d\tspend\t%s\t#%d\t\t\t\t-%s\n", when, owner, b.Seq, s.Server, s.Seq, ledger.FormatGFT(int64(s.Amount)))
+	case ledger.KindHardware:
+		h, err := b.Hardware()
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(w, "%s\t%s#%d\thardware\ttier %d, %s\t%x\t\t\t\t\n", when, owner, b.Seq, h.Tier, milli(h.Multiplier), h.Fingerprint[:4])
+	case ledger.KindAudit:
+		a, err := b.Audit()
+		if err != nil {
+			return
+		}
+		verdict := "pass"
+		if !a.Passed() {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%s\t%s#%d\taudit %s\t%s\t%x/hop %d\t[%d, %d)\t@%d\t\t\n", when, owner, b.Seq, verdict, a.Subject, a.Session[:4], a.Hop, a.First, a.Last, a.Position)
 	default:
 		fmt.Fprintf(w, "%s\t%s#%d\t%s\n", when, owner, b.Seq, b.Kind)
 	}

@@ -300,10 +300,19 @@ func (s *Store) writeAccount(txn *badger.Txn, k ledger.Key) error {
 	return txn.Set(accountKey(k), encodeAccount(s.state.Balance(k)))
 }
 
-// counterpartyOf is the other party a receipt half names: an Earn's client, a
-// Spend's server.
+// counterpartyOf is the other party a block names: an Earn's client, a
+// Spend's server, an audit's subject; a hardware claim names only its owner.
+// The history of the party named lists the block.
 func counterpartyOf(b *ledger.Block) (ledger.Key, error) {
 	switch b.Kind {
+	case ledger.KindHardware:
+		return b.Owner, nil
+	case ledger.KindAudit:
+		a, err := b.Audit()
+		if err != nil {
+			return ledger.Key{}, err
+		}
+		return a.Subject, nil
 	case ledger.KindEarn:
 		e, err := b.Earn()
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 
 	"github.com/imece/imece/ledger"
 )
@@ -104,6 +105,31 @@ type exportedSpend struct {
 	Proposal string `json:"proposal"`
 	Seq      uint64 `json:"proposal_seq"`
 	Amount   uint64 `json:"amount_milli_gft"`
+	Micros   uint64 `json:"observed_micros,omitempty"`
+}
+
+// exportedHardware is a hardware claim in JSON.
+type exportedHardware struct {
+	Tier          uint8  `json:"tier"`
+	Multiplier    uint32 `json:"multiplier_milli"`
+	Fingerprint   string `json:"fingerprint"`
+	MatmulMFLOPS  uint64 `json:"matmul_mflops"`
+	BandwidthMBps uint64 `json:"bandwidth_mbps"`
+	LayerMicros   uint64 `json:"layer_micros"`
+	Backend       string `json:"backend"`
+}
+
+// exportedAudit is an audit in JSON; check and verdict are named.
+type exportedAudit struct {
+	Subject  string `json:"subject"`
+	Session  string `json:"session"`
+	Hop      uint16 `json:"hop"`
+	Model    string `json:"model"`
+	First    uint16 `json:"first_layer"`
+	Last     uint16 `json:"last_layer"`
+	Position uint32 `json:"position"`
+	Check    string `json:"check"`
+	Verdict  string `json:"verdict"`
 }
 
 // exportBody decodes the body for its kind; a body that does not decode
@@ -133,7 +159,36 @@ func exportBody(b *ledger.Block) any {
 		}
 		return exportedSpend{
 			Server: hex.EncodeToString(sp.Server[:]), Proposal: sp.Proposal.CID().String(),
-			Seq: sp.Seq, Amount: sp.Amount,
+			Seq: sp.Seq, Amount: sp.Amount, Micros: sp.Micros,
+		}
+	case ledger.KindHardware:
+		h, err := b.Hardware()
+		if err != nil {
+			break
+		}
+		return exportedHardware{
+			Tier: h.Tier, Multiplier: h.Multiplier, Fingerprint: hex.EncodeToString(h.Fingerprint[:]),
+			MatmulMFLOPS: h.MatmulMFLOPS, BandwidthMBps: h.BandwidthMBps, LayerMicros: h.LayerMicros, Backend: h.Backend,
+		}
+	case ledger.KindAudit:
+		a, err := b.Audit()
+		if err != nil {
+			break
+		}
+		model := hex.EncodeToString(a.Model)
+		if c, err := cid.Cast(a.Model); err == nil {
+			model = c.String()
+		}
+		check, verdict := "recompute", "pass"
+		if a.Check == ledger.CheckCanary {
+			check = "canary"
+		}
+		if !a.Passed() {
+			verdict = "fail"
+		}
+		return exportedAudit{
+			Subject: hex.EncodeToString(a.Subject[:]), Session: hex.EncodeToString(a.Session[:]), Hop: a.Hop,
+			Model: model, First: a.First, Last: a.Last, Position: a.Position, Check: check, Verdict: verdict,
 		}
 	}
 	return map[string]string{"raw": hex.EncodeToString(b.Body)}
