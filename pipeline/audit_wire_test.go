@@ -137,7 +137,7 @@ func TestAuditLengths(t *testing.T) {
 	}
 }
 
-func FuzzReadAudit(f *testing.F) {
+func FuzzAudit(f *testing.F) {
 	for _, m := range validAudits(f) {
 		b, err := AppendAudit(nil, m)
 		if err != nil {
