@@ -45,24 +45,42 @@
 //
 // calibration_test.go plays audited hops as the mesh does (the stage prefills
 // 12 positions then decodes one by one, the auditor recomputes all positions
-// in one batch) across instruction sets (pure Go, AVX2, AVX-512 kernels, which
-// round differently), f32 and f16 transport, first, middle, last and whole
-// ranges, and faulty stages. Largest honest and smallest faulty scores
-// (`go test -run TestCalibration -v ./pipeline/verify/ -args -calibrate` adds
-// stories260K in f16, synthetic f32, f16, q4_0 models and a 12-layer, 512-wide
-// q8_0 model over 200 positions, and prints every hop):
+// in one batch) across instruction sets (pure Go, AVX2 and AVX-512 kernels,
+// which round differently, in both roles), f32 and f16 transport, first,
+// middle, last and whole-model ranges, three seeds, and faulty stages. The
+// short run (stories260K f32, synthetic q8_0) is part of `go test`; the table
+// is the full run, `go test -run TestCalibration -v ./pipeline/verify/ -args
+// -calibrate` (9 minutes on two cores), which prints every hop. Synthetic
+// models are 4 layers of width 256 over 40 positions; "deep" is 12 layers of
+// width 512 over 200 positions. Medians and worsts are over the checked
+// positions of one hop, and the table gives the largest over honest hops and
+// the smallest over faulty ones:
 //
-//	model               kind    honest worst / median   faulty smallest median (q4_0 weights, skipped layer, random)
-//	stories260K f32     hidden  2.1e-06 / 1.0e-06       0.306, 1.55, 3.25
-//	stories260K f32     logits  9.6e-06 / 4.8e-06       0.909, 3.15, 4.42
-//	synthetic q8_0      hidden  0.029   / 0.011         0.348, 1.58, 2.40
-//	synthetic q8_0      logits  0.193   / 0.068         0.567, 2.12, 3.58
+//	model             kind    honest median  honest worst   faulty median: q4_0 weights  skipped layer  random
+//	stories260K f32   hidden  1.0e-06        2.7e-06                       0.264         1.52           3.15
+//	stories260K f32   logits  4.8e-06        9.6e-06                       0.802         2.59           4.17
+//	stories260K f16   hidden  9.9e-07        2.8e-06                       0.27          1.52           3.15
+//	stories260K f16   logits  4.7e-06        1.2e-05                       0.811         2.59           4.17
+//	synthetic f32     hidden  1.3e-06        2.6e-06                       0.342         1.55           2.52
+//	synthetic f32     logits  3.4e-06        9.5e-06                       0.577         1.99           3.56
+//	synthetic f16     hidden  1.4e-06        3.1e-06                       0.326         1.54           2.27
+//	synthetic f16     logits  4.1e-06        1.1e-05                       0.586         2.05           3.27
+//	synthetic q8_0    hidden  0.012          0.029                         0.348         1.56           2.32
+//	synthetic q8_0    logits  0.072          0.193                         0.561         2.12           3.58
+//	synthetic q4_0    hidden  0.013          0.026                         -             1.56           2.35
+//	synthetic q4_0    logits  0.078          0.178                         -             1.82           3.57
+//	q8_0 deep         hidden  0.037          0.073                         0.326         0.695          2.38
+//	q8_0 deep         logits  0.123          0.431                         0.486         1.37           3.56
 //
-// Honest f32 models differ by rounding only (1e-6); quantized weights make
-// honest kernels differ more (q8_0 blocks dequantized in different orders),
-// which sets the thresholds: the median thresholds sit 3-4× above the largest
-// honest median and about 3× below the smallest faulty one (q4_0 weights in a
-// model claimed as q8_0 or f32, the subtlest fault).
+// Honest recomputations of f32 and f16 weights differ by rounding only
+// (1e-6). Quantized weights make honest kernels differ more, since each
+// instruction set dequantizes and accumulates blocks in its own order, and
+// that sets the thresholds: the median thresholds sit 2.2-2.3× above the
+// largest honest median (the deep q8_0 model) and 1.8-3.8× below the smallest
+// faulty one (Q4_0 weights in a model claimed as q8_0 or f32, the subtlest
+// fault), and the spike thresholds 2.3-3.5× above the worst honest position.
+// A model deeper or longer than the deep one narrows the honest margin; run
+// -calibrate on it before trusting the thresholds.
 //
 // # The audit, end to end
 //
