@@ -272,6 +272,10 @@ func (a *Auditor) auditSession(ctx context.Context, s *auditedSession) {
 	ev := &evidenceCache{rows: map[int]*Evidence{}}
 	diverged := s.canary != nil && s.canary.diverged >= 0
 	for h := range s.route {
+		if peer.ID(s.route[h].Peer) == a.h.ID() {
+			// A node never judges itself: its ledger refuses such a record.
+			continue
+		}
 		if s.canary != nil && !diverged {
 			a.emitCanary(s, h, verify.Pass)
 		}
