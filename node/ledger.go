@@ -20,9 +20,17 @@ import (
 
 	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/ledger/store"
+	"github.com/imece/imece/node/hardware"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
+	"github.com/imece/imece/pipeline/verify"
 )
+
+// maxClockSkew bounds how far a proposal's time may be from the client's clock.
+// The trust rules read a receipt's time (the audits and the hardware claim in
+// force then), so a server must not date its proposals where its record is
+// better.
+const maxClockSkew = 10 * time.Minute
 
 // costBook holds the cost of every model this node knows the manifest of: the
 // models it serves, those it used as a client, those its receipts named. Receipts
@@ -304,11 +312,17 @@ func (l *Ledger) Propose(u pipeline.Usage) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("model %s unknown to this stage's ledger", u.Model)
 	}
+	// The multiplier and reliability the chains give this node now: what
+	// clients accept and validators credit at most.
+	tr, err := l.st.Trust(l.self, time.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
 	e := &ledger.Earn{
 		Client: ledger.Key(u.Client), Session: u.Session, Window: uint32(u.Window), Model: u.Model.Bytes(),
 		First: uint16(u.First), Last: uint16(u.Last), From: uint32(u.From), To: uint32(u.To),
 		Results: uint32(u.Results), Tokens: uint32(u.Tokens),
-		Multiplier: 1000, Reliability: 1000, // until the trust work measures them
+		Multiplier: tr.Multiplier, Reliability: tr.Reliability,
 	}
 	if err := e.Price(cost, l.g); err != nil {
 		return nil, err
@@ -442,7 +456,10 @@ func peerOf(k ledger.Key) (peer.ID, error) {
 }
 
 // Agree implements pipeline.Payer: the client checks the proposal against what it
-// sent and against the model, then countersigns it on its chain.
+// sent, against the model, and against what the chains say of the server (its
+// multiplier and reliability at the proposal's time, when this node has the
+// server's chain up to the proposal), then countersigns it on its chain with its
+// observation of the hop's time.
 func (l *Ledger) Agree(proposal []byte, u pipeline.Usage) ([]byte, error) {
 	p, err := ledger.DecodeBlock(proposal)
 	if err != nil {
@@ -475,24 +492,106 @@ func (l *Ledger) Agree(proposal []byte, u pipeline.Usage) ([]byte, error) {
 	if err := ledger.ValidateEarn(p, e, cost, l.g); err != nil {
 		return nil, err
 	}
+	if skew := time.Since(time.UnixMilli(p.Time)); skew > maxClockSkew || skew < -maxClockSkew {
+		return nil, fmt.Errorf("the proposal is dated %s, %s from this client's clock", time.UnixMilli(p.Time).UTC().Format(time.RFC3339), skew.Round(time.Second))
+	}
 	// Keep the server's half when its chain is known here; otherwise
 	// replication brings it with the blocks before it.
-	if err := l.st.Add(p); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
-		if l.checkFork(p.Owner, err) {
-			return nil, fmt.Errorf("the server forked its chain: %w", err)
+	err = l.st.Add(p)
+	if errors.Is(err, ledger.ErrGap) && l.fetch != nil && l.fetchChain(p.Owner) == nil {
+		err = l.st.Add(p)
+	}
+	switch {
+	case err == nil || errors.Is(err, ledger.ErrDuplicate):
+		// The chain before the proposal is known: check the server's factors.
+		tr, err := l.st.Trust(p.Owner, p.Time)
+		if err != nil {
+			return nil, err
 		}
+		if e.Multiplier > tr.Multiplier || e.Reliability > tr.Reliability {
+			return nil, fmt.Errorf("the proposal claims multiplier %d and reliability %d; the chains give %d and %d",
+				e.Multiplier, e.Reliability, tr.Multiplier, tr.Reliability)
+		}
+	case l.checkFork(p.Owner, err):
+		return nil, fmt.Errorf("the server forked its chain: %w", err)
+	default:
 		l.log.Debug("proposal kept for later", "server", p.Owner, "seq", p.Seq, "err", err)
 	}
 	s, err := ledger.SpendFor(p)
 	if err != nil {
 		return nil, err
 	}
+	s.Micros = attributeMicros(u, cost.Layers)
 	b, err := l.st.Append(l.priv, ledger.KindSpend, s.Encode())
 	if err != nil {
 		return nil, err
 	}
 	l.share(b)
 	return b.Encode(), nil
+}
+
+// attributeMicros is the share of the chain's observed time the client
+// attributes to one hop: the client sees only the whole chain's time, so each
+// hop gets it in proportion to its layers plus one layer's worth for its own
+// overhead (network, scheduling),
+//
+//	hop = chain · (last − first + 1) / (layers + hops)
+//
+// which sums to the chain's time over a chain covering the model. 0 (not
+// observed) when the client measured nothing.
+func attributeMicros(u pipeline.Usage, layers int) uint64 {
+	if u.Micros <= 0 || layers <= 0 || u.Last <= u.First {
+		return 0
+	}
+	hops := max(u.Hops, 1)
+	share := uint64(u.Last-u.First+1) * uint64(u.Micros) / uint64(layers+hops)
+	return max(share, 1)
+}
+
+// SetHardware records the node's hardware claim on its chain (a KindHardware
+// block) when it differs from the chain's latest: the integrator calls it at
+// start with the claim of hardware.LoadOrMeasure. A changed device or tier
+// starts a quarantine every node enforces (ledger's doc, "Trust").
+func (l *Ledger) SetHardware(c hardware.Claim) error {
+	h := ledger.Hardware{
+		Tier: c.Tier, Multiplier: c.Multiplier, Fingerprint: c.Fingerprint,
+		MatmulMFLOPS: c.MatmulMFLOPS, BandwidthMBps: c.BandwidthMBps, LayerMicros: c.LayerMicros, Backend: c.Backend,
+	}
+	tr, err := l.st.Trust(l.self, time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("set hardware: %w", err)
+	}
+	if tr.Claimed && tr.Claim == h {
+		return nil
+	}
+	b, err := l.st.Append(l.priv, ledger.KindHardware, h.Encode())
+	if err != nil {
+		return fmt.Errorf("set hardware: %w", err)
+	}
+	l.share(b)
+	return nil
+}
+
+// RecordAudit records the result of an audit this node ran (pipeline/verify)
+// on its chain (a KindAudit block): every node counts it in the subject's
+// reliability, provided this node paid the subject before (its standing).
+func (l *Ledger) RecordAudit(r verify.Result) error {
+	a := &ledger.Audit{
+		Subject: ledger.Key(r.Subject), Session: r.Session, Hop: r.Hop, Model: r.Model,
+		First: r.First, Last: r.Last, Position: r.Position, Check: uint8(r.Check), Verdict: uint8(r.Verdict),
+	}
+	b, err := l.st.Append(l.priv, ledger.KindAudit, a.Encode())
+	if err != nil {
+		return fmt.Errorf("record audit: %w", err)
+	}
+	l.share(b)
+	return nil
+}
+
+// Trust is what the chains say of k now: multiplier, reliability, quarantine.
+// The route planner weighs nodes by it: a failed audit cuts a node's share.
+func (l *Ledger) Trust(k ledger.Key) (store.Trust, error) {
+	return l.st.Trust(k, time.Now().UnixMilli())
 }
 
 // checkFork spreads the fraud proof when storing a block revealed a fork.

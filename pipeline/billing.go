@@ -37,6 +37,14 @@ type Usage struct {
 	Results, Tokens int
 	// Final marks the session's last window.
 	Final bool
+	// Micros is the client's observation of the window: the wall-clock time,
+	// in microseconds, from sending each Forward that asked for a result to
+	// receiving it, summed, for the whole chain; 0 when not observed (a
+	// server's count). Hops is the chain's length. The client's ledger
+	// attributes the hop's share of the time to its agreement, from which the
+	// ledger checks the server's claimed hardware.
+	Micros int64
+	Hops   int
 }
 
 // Billing is how a stage server charges for its work; the node implements it on

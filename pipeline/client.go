@@ -67,6 +67,10 @@ type chainConn struct {
 	// settlements of earlier windows still running.
 	window, winFrom, winTokens int
 	settling                   sync.WaitGroup
+	// winTime is the chain's time in the open window (Usage.Micros), and
+	// sent when the Forwards awaiting a result began.
+	winTime time.Duration
+	sent    time.Time
 
 	s     network.Stream
 	r     *FrameReader
@@ -199,6 +203,9 @@ func (c *chainConn) forward(ctx context.Context, tokens []int32, noResult bool, 
 	if !noResult && topK > 0 && topK < len(logits) {
 		c.tok.TopK = topK
 	}
+	if c.sent.IsZero() {
+		c.sent = time.Now()
+	}
 	if err := c.w.WriteFrame(&c.tok); err != nil {
 		return c.streamError(err)
 	}
@@ -301,13 +308,14 @@ func (c *chainConn) settleAsync(ctx context.Context, payer Payer, log *slog.Logg
 		return
 	}
 	c.settling.Wait()
-	window, from, to, tokens := c.window, c.winFrom, c.pos, c.winTokens
+	window, from, to, tokens, took := c.window, c.winFrom, c.pos, c.winTokens, c.winTime
 	c.window++
-	c.winFrom, c.winTokens = c.pos, 0
+	c.winFrom, c.winTokens, c.winTime = c.pos, 0, 0
 	for i, hop := range c.route {
 		u := Usage{
 			Client: c.key, Session: c.id, Window: window, Model: c.model,
 			First: hop.First, Last: hop.Last, From: from, To: to, Tokens: tokens,
+			Micros: took.Microseconds(), Hops: len(c.route),
 		}
 		if i == len(c.route)-1 {
 			u.Results = tokens

@@ -169,6 +169,38 @@ func (s *Store) Balance(owner ledger.Key) (ledger.Balance, error) {
 	return s.state.Balance(owner), nil
 }
 
+// Trust is what the chains say of k's trust at time at (Unix milliseconds):
+// the hardware multiplier it may propose at and its reliability factor (both
+// in milli, ledger.State.Multiplier and Reliability), and whether a hardware
+// change has it in quarantine. Servers propose with these, clients refuse
+// proposals above them, route planners weigh nodes by them.
+func (s *Store) Trust(k ledger.Key, at int64) (Trust, error) {
+	if err := s.use(); err != nil {
+		return Trust{}, err
+	}
+	defer s.done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, q := s.state.Quarantine(k, at)
+	claim, claimed := s.state.HardwareClaim(k)
+	return Trust{
+		Multiplier: s.state.Multiplier(k, at), Reliability: s.state.Reliability(k, at),
+		Quarantined: q, QuarantineUntil: until, Claim: claim, Claimed: claimed,
+	}, nil
+}
+
+// Trust is a node's standing by the trust rules at one time.
+type Trust struct {
+	// Multiplier and Reliability are in milli.
+	Multiplier, Reliability uint32
+	// Quarantined is set until QuarantineUntil (Unix milliseconds).
+	Quarantined     bool
+	QuarantineUntil int64
+	// Claim is the node's latest hardware claim, when Claimed.
+	Claim   ledger.Hardware
+	Claimed bool
+}
+
 // Proposals returns the proposals not yet settled where k is the server or
 // the client: a server sees which clients have not agreed yet (and serves
 // them no more until they do); a client sees what it has to answer.
