@@ -64,7 +64,9 @@ type Earn struct {
 	// Tokens counts the tokens the client generated in this window: what it pays for.
 	Tokens uint32
 	// Multiplier and Reliability are the server's hardware multiplier and
-	// reliability factor in milli (1000 = 1.0), from its node record.
+	// reliability factor in milli (1000 = 1.0), as the chains give them
+	// (State.Multiplier, State.Reliability): the receipt credits at most these,
+	// and less when the trust rules say so (doc.go, "Trust").
 	Multiplier, Reliability uint32
 	// Precision is the precision factor of the server's weights for these layers,
 	// in milli (see PrecisionOf).

@@ -23,7 +23,9 @@ import (
 //
 // A proposal (Earn) counts once its agreement (Spend) has been applied and the
 // proposal's amounts have been verified against its model; then, and only then,
-// the server's Earned grows by Amount and the client's Spent by Spend. Until
+// the server's Earned grows by the receipt's credit (at most Amount: the trust
+// rules of doc.go) and the client's Spent by Spend. A credit is recomputed when
+// an audit of its server or another client's observation of it arrives later. Until
 // then the proposal is pending. An agreement whose proposal's sequence is beyond
 // its server's head (it arrived first, from another chain) is held as pending
 // too, and resolved when the server's chain reaches that sequence.

@@ -139,8 +139,9 @@ func checkBody(b *Block) error {
 // the multiplier within the tier table, and every computed field (precision,
 // FLOPs, Amount, Spend) equal to what the formulas give. e is b's decoded body.
 // Clients run it before countersigning, validators before counting a receipt.
-// It cannot check that Multiplier and Reliability are the server's: that is for
-// whoever holds the server's node record (the client, when it agrees).
+// It does not check Multiplier and Reliability against the server's chains:
+// the client does when it agrees, and State credits a receipt at most the
+// factors the trust rules allow whatever the proposal says.
 func ValidateEarn(b *Block, e *Earn, c Cost, g *Genesis) error {
 	return validateEarn(b.Owner, b.Seq, e, c, g)
 }
