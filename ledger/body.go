@@ -167,15 +167,8 @@ func (e *Earn) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: earn: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
-	if len(e.Model) > MaxModelCID {
-		return bad("model CID of %d bytes", len(e.Model))
-	}
-	c, err := cid.Cast(e.Model)
-	if err != nil {
-		return bad("model: %v", err)
-	}
-	if c.Prefix() != modelPrefix() || string(c.Bytes()) != string(e.Model) {
-		return bad("model %s is not a CIDv1 raw sha2-256", c)
+	if err := checkModel(e.Model); err != nil {
+		return bad("%v", err)
 	}
 	positions := uint64(e.To) - uint64(e.From)
 	switch {
@@ -193,6 +186,23 @@ func (e *Earn) check() error {
 		return bad("reliability %d above 1000", e.Reliability)
 	case e.Precision == 0 || e.Precision > 1000:
 		return bad("precision %d out of (0, 1000]", e.Precision)
+	}
+	return nil
+}
+
+// checkModel checks a model's spelling: a CIDv1 raw sha2-256 of at most
+// MaxModelCID bytes, as model manifests are named, so one model has one
+// encoding in every body that names it.
+func checkModel(m []byte) error {
+	if len(m) > MaxModelCID {
+		return fmt.Errorf("model CID of %d bytes", len(m))
+	}
+	c, err := cid.Cast(m)
+	if err != nil {
+		return fmt.Errorf("model: %v", err)
+	}
+	if c.Prefix() != modelPrefix() || string(c.Bytes()) != string(m) {
+		return fmt.Errorf("model %s is not a CIDv1 raw sha2-256", c)
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/ipfs/go-cid"
 )
 
 // The bodies of the two trust records. Like the receipts' bodies, each has one
@@ -179,16 +177,10 @@ func (a *Audit) check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: audit: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
-	if len(a.Model) > MaxModelCID {
-		return bad("model CID of %d bytes", len(a.Model))
-	}
-	c, err := cid.Cast(a.Model)
-	if err != nil {
-		return bad("model: %v", err)
+	if err := checkModel(a.Model); err != nil {
+		return bad("%v", err)
 	}
 	switch {
-	case c.Prefix() != modelPrefix() || string(c.Bytes()) != string(a.Model):
-		return bad("model %s is not a CIDv1 raw sha2-256", c)
 	case a.First >= a.Last:
 		return bad("empty layer range [%d, %d)", a.First, a.Last)
 	case a.Check != CheckRecompute && a.Check != CheckCanary:

@@ -42,6 +42,7 @@
 //
 // What it deliberately is not: the ledger's enforcement (the KindHardware block,
 // the quarantine a changed fingerprint or tier jump starts, the cap by
-// throughput clients observe), GPU backends (which add their device and may
+// throughput clients observe: package ledger, fed by node.Ledger.SetHardware),
+// GPU backends (which add their device and may
 // implement BandwidthMeter), or flags and output (cmd/imece: `imece bench`).
 package hardware
