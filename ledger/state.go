@@ -82,10 +82,10 @@ type account struct {
 	paid map[Key]struct{}
 	// audits are the audits of the owner by auditors with standing, by time.
 	audits []auditRec
-	// credits are the owner's settled receipts as server, by time; obs the
-	// best observations of it per evidence epoch.
+	// credits are the owner's settled receipts as server, by time; epochs
+	// what the owner's receipts of each evidence epoch share.
 	credits []*credit
-	obs     map[int64]best2
+	epochs  map[int64]*epochBook
 }
 
 // slot is a position in a server's chain: where an agreement's proposal is.
@@ -133,9 +133,10 @@ type Receipt struct {
 	Proposal, Agreement BlockID
 	Server, Client      Key
 	// Earned and Spent are the milli-GFT credited to the server and debited from
-	// the client. Earned is the credit when the receipt settled: at most the
-	// proposal's Amount, and recomputed later when audits or other clients'
-	// observations of the server arrive (the balance follows; this does not).
+	// the client. Earned is the receipt's credit when it settled, before its
+	// epoch's per-client cap: at most the proposal's Amount, and recomputed
+	// later when audits or other clients' observations of the server arrive
+	// (the balance follows all of that; this does not).
 	Earned, Spent uint64
 }
 

@@ -20,9 +20,10 @@ type window struct{ from, to, tokens uint32 }
 
 // TestStateScenario: one client generates through three servers for three
 // windows (a 10-position prefill giving 1 token, 64 decode steps, and 6 more at
-// the session's end), and a second client once through the same servers (the
-// independent evidence that lets the servers mint, doc.go); the balances are
-// computed by hand below.
+// the session's end), and a second client the same (each the independent
+// evidence that lets the servers mint from the other, and neither bringing
+// more surplus than the other: doc.go); the balances are computed by hand
+// below.
 func TestStateScenario(t *testing.T) {
 	g := DefaultGenesis()
 	c := bigCost() // 4 layers of 50M weights (f16, so P = 500), qDim 4096, 100M-weight head
@@ -37,36 +38,25 @@ func TestStateScenario(t *testing.T) {
 	// Server 2 claims the high consumer class, so it may earn at 2.0.
 	mustApply(t, st, stages[1].p.claim(t, sampleHardware(4, 2000, 2)))
 	witness := newParty(8)
-	for _, s := range stages {
-		e := &Earn{
-			Client: witness.key, Session: [16]byte{43}, Window: 0, Model: model,
-			First: s.first, Last: s.last, From: 0, To: 10, Tokens: 1,
-			Multiplier: s.multiplier, Reliability: s.reliability,
-		}
-		if s.last == 4 {
-			e.Results = 1
-		}
-		earn := s.p.propose(t, e, c, g)
-		mustApply(t, st, earn)
-		mustApply(t, st, witness.agree(t, earn))
-	}
 	windows := []window{{0, 10, 1}, {10, 74, 64}, {74, 80, 6}}
-	for w, win := range windows {
-		for _, s := range stages {
-			e := &Earn{
-				Client: client.key, Session: [16]byte{42}, Window: uint32(w), Model: model,
-				First: s.first, Last: s.last, From: win.from, To: win.to, Tokens: win.tokens,
-				Multiplier: s.multiplier, Reliability: s.reliability,
-			}
-			if s.last == 4 {
-				e.Results = win.tokens
-			}
-			earn := s.p.propose(t, e, c, g)
-			mustApply(t, st, earn)
-			spend := client.agree(t, earn)
-			res := mustApply(t, st, spend)
-			if len(res.Settled) != 1 || res.Settled[0].Proposal != earn.ID() || res.Settled[0].Agreement != spend.ID() {
-				t.Fatalf("window %d, server %s: %+v", w, s.p.key, res)
+	for i, client := range []*party{client, witness} {
+		for w, win := range windows {
+			for _, s := range stages {
+				e := &Earn{
+					Client: client.key, Session: [16]byte{42 + byte(i)}, Window: uint32(w), Model: model,
+					First: s.first, Last: s.last, From: win.from, To: win.to, Tokens: win.tokens,
+					Multiplier: s.multiplier, Reliability: s.reliability,
+				}
+				if s.last == 4 {
+					e.Results = win.tokens
+				}
+				earn := s.p.propose(t, e, c, g)
+				mustApply(t, st, earn)
+				spend := client.agree(t, earn)
+				res := mustApply(t, st, spend)
+				if len(res.Settled) != 1 || res.Settled[0].Proposal != earn.ID() || res.Settled[0].Agreement != spend.ID() {
+					t.Fatalf("window %d, server %s: %+v", w, s.p.key, res)
+				}
 			}
 		}
 	}
@@ -81,13 +71,13 @@ func TestStateScenario(t *testing.T) {
 	//   607,618,560 + 2·100M·6 = 1,807,618,560 → 180
 	// The client, per token at P 0.5: 1e8·0.5/1e6 = 50 (server 1), 100 (server 2),
 	// (1e8 + 2e8)·0.5/1e6 = 150 (server 3): 300 a token, 71 tokens: 21,300.
-	// The witness's window is window 0 again: 1000, 3603 and 120 earned, 300 spent.
+	// The witness runs the same session: everything twice.
 	want := map[Key]Balance{
-		stages[0].p.key: {Allowance: 10_000_000, Earned: 1000 + 1000 + 6444 + 607},
-		stages[1].p.key: {Allowance: 10_000_000, Earned: 3603 + 3603 + 23200 + 2187},
-		stages[2].p.key: {Allowance: 10_000_000, Earned: 120 + 120 + 1924 + 180},
+		stages[0].p.key: {Allowance: 10_000_000, Earned: 2 * (1000 + 6444 + 607)},
+		stages[1].p.key: {Allowance: 10_000_000, Earned: 2 * (3603 + 23200 + 2187)},
+		stages[2].p.key: {Allowance: 10_000_000, Earned: 2 * (120 + 1924 + 180)},
 		client.key:      {Allowance: 10_000_000, Spent: 21_300},
-		witness.key:     {Allowance: 10_000_000, Spent: 300},
+		witness.key:     {Allowance: 10_000_000, Spent: 21_300},
 	}
 	for k, w := range want {
 		if got := st.Balance(k); got != w {
@@ -454,7 +444,7 @@ func TestBalanceAvailable(t *testing.T) {
 // one at the end; with hardware claims changing (quarantines), audits arriving
 // from other chains and clients' observations, under windows and quarantines
 // short enough for the chains to span several, the credits, multipliers and
-// reliability factors too.
+// reliability factors too, the per-client cap included.
 func TestStateAnyInterleaving(t *testing.T) {
 	g := DefaultGenesis()
 	g.Trust.WindowMillis = 20_000
@@ -588,11 +578,18 @@ func TestStateAnyInterleaving(t *testing.T) {
 			}
 			// Every trust rule is exercised: credits below the proposals'
 			// amounts, a quarantine, a reliability below 1.
-			var cut, quarantined, unreliable bool
+			var cut, capped, quarantined, unreliable bool
 			for _, s := range servers {
 				a := st.accounts[s.key]
 				for _, c := range a.credits {
-					cut = cut || c.credited < c.earn.Amount
+					cut = cut || c.credited+c.surplus < c.earn.Amount
+				}
+				for _, b := range a.epochs {
+					var total uint64
+					for _, v := range b.surplus {
+						total += v
+					}
+					capped = capped || b.minted < total
 				}
 				for at := int64(1_700_000_000_000); at < s.now; at += 1000 {
 					_, q := st.Quarantine(s.key, at)
@@ -600,8 +597,8 @@ func TestStateAnyInterleaving(t *testing.T) {
 					unreliable = unreliable || st.Reliability(s.key, at) < 1000
 				}
 			}
-			if !cut || !quarantined || !unreliable {
-				t.Fatalf("the scenario does not exercise the trust rules: cut %v, quarantine %v, unreliable %v", cut, quarantined, unreliable)
+			if !cut || !capped || !quarantined || !unreliable {
+				t.Fatalf("the scenario does not exercise the trust rules: cut %v, capped %v, quarantine %v, unreliable %v", cut, capped, quarantined, unreliable)
 			}
 			continue
 		}

@@ -35,7 +35,9 @@ type auditRec struct {
 }
 
 // credit is a settled receipt as its server's account keeps it: what its
-// credit is computed from, and the credit counted in earned.
+// credit is computed from, and the credit: credited, at most the client's
+// spend, counted in earned as it is, and the surplus beyond it, counted in its
+// epoch's mint.
 type credit struct {
 	time   int64
 	client Key
@@ -43,8 +45,49 @@ type credit struct {
 	// mHW is the multiplier of the server's hardware in force at the proposal.
 	mHW uint32
 	// implied is the multiplier the client's observation supports.
-	implied  uint32
-	credited uint64
+	implied           uint32
+	credited, surplus uint64
+}
+
+// epochBook is what a server's receipts of one evidence epoch share: the best
+// observations of it, and the surplus each client's receipts would mint, of
+// which minted is what counts (mint).
+type epochBook struct {
+	obs     best2
+	surplus map[Key]uint64
+	minted  uint64
+}
+
+// mint is what an epoch's surplus mints: all of it, except that no client's
+// exceeds the other clients' together (the per-counterparty cap, doc.go). At
+// most one client can exceed half; it is the one cut.
+func (b *epochBook) mint() uint64 {
+	var total, top u128
+	for _, v := range b.surplus {
+		total.add(v)
+		if v > top.lo {
+			top = u128{lo: v}
+		}
+	}
+	others := total
+	others.sub(top.lo)
+	if others.hi == 0 && top.lo > others.lo {
+		return satAdd(others.lo, others.lo)
+	}
+	return total.uint64()
+}
+
+// book is a's epoch ep, made when missing.
+func (a *account) book(ep int64) *epochBook {
+	if a.epochs == nil {
+		a.epochs = make(map[int64]*epochBook)
+	}
+	b := a.epochs[ep]
+	if b == nil {
+		b = &epochBook{surplus: make(map[Key]uint64)}
+		a.epochs[ep] = b
+	}
+	return b
 }
 
 // observation is the best implied multiplier one client saw of a server.
@@ -186,7 +229,11 @@ func (s *State) evidence(a *account, c *credit) (uint32, bool) {
 	found := false
 	e := s.epoch(c.time)
 	for _, ep := range []int64{e - 1, e, e + 1} {
-		for _, o := range a.obs[ep] {
+		b := a.epochs[ep]
+		if b == nil {
+			continue
+		}
+		for _, o := range b.obs {
 			if o.client != c.client {
 				best, found = max(best, o.implied), true
 			}
@@ -195,13 +242,16 @@ func (s *State) evidence(a *account, c *credit) (uint32, bool) {
 	return best, found
 }
 
-// creditOf is what a settled receipt credits its server (doc.go, "Trust"):
+// creditOf is what a settled receipt credits its server (doc.go, "Trust"),
+// as the part up to the client's spend and the surplus beyond it:
 //
 //	M = max(min(claimed, in force, implied, evidence), min(lowest tier, claimed))
 //	R = min(claimed, reliability at the proposal)
-//	credit = FLOPs · M · R            with evidence from another client
-//	credit = min(FLOPs · M · R, spend) without
-func (s *State) creditOf(a *account, c *credit) uint64 {
+//	amount = FLOPs · M · R            with evidence from another client
+//	amount = min(FLOPs · M · R, spend) without
+//
+// The surplus is then subject to its epoch's per-client cap (mint).
+func (s *State) creditOf(a *account, c *credit) (credited, surplus uint64) {
 	e := c.earn
 	m := min(e.Multiplier, c.mHW, c.implied)
 	ev, independent := s.evidence(a, c)
@@ -211,25 +261,40 @@ func (s *State) creditOf(a *account, c *credit) uint64 {
 	m = max(m, min(s.genesis.Tiers[0].Multiplier, e.Multiplier))
 	r := min(e.Reliability, s.reliabilityAt(a, c.time))
 	amount := Earned(e.FLOPs, m, r)
-	if !independent {
-		amount = min(amount, e.Spend)
+	credited = min(amount, e.Spend)
+	if independent {
+		surplus = amount - credited
 	}
-	return amount
+	return credited, surplus
 }
 
-// credit records a settled receipt of server a and returns its credit: the
-// receipt joins the server's credits and its observation the epoch's, and the
-// credits whose evidence that changes are recomputed.
-func (s *State) credit(a *account, c *credit) uint64 {
-	if a.obs == nil {
-		a.obs = map[int64]best2{}
+// recredit computes c's credit (creditOf) and counts it in a's earnings:
+// credited as it is, surplus through its epoch's mint.
+func (s *State) recredit(a *account, c *credit) {
+	credited, surplus := s.creditOf(a, c)
+	a.earned.sub(c.credited)
+	a.earned.add(credited)
+	c.credited = credited
+	if surplus == c.surplus {
+		return
 	}
+	b := a.book(s.epoch(c.time))
+	b.surplus[c.client] = b.surplus[c.client] - c.surplus + surplus
+	c.surplus = surplus
+	m := b.mint()
+	a.earned.sub(b.minted)
+	a.earned.add(m)
+	b.minted = m
+}
+
+// credit records a settled receipt of server a and returns its credit before
+// its epoch's cap: the receipt joins the server's credits and its observation
+// the epoch's, and the credits whose evidence that changes are recomputed.
+func (s *State) credit(a *account, c *credit) uint64 {
 	ep := s.epoch(c.time)
-	b := a.obs[ep]
-	changed := b.add(observation{client: c.client, implied: c.implied})
-	a.obs[ep] = b
-	c.credited = s.creditOf(a, c)
-	a.earned.add(c.credited)
+	b := a.book(ep)
+	changed := b.obs.add(observation{client: c.client, implied: c.implied})
+	s.recredit(a, c)
 	i, _ := slices.BinarySearchFunc(a.credits, c.time, func(x *credit, t int64) int { return cmp.Compare(x.time, t) })
 	a.credits = slices.Insert(a.credits, i, c)
 	if changed {
@@ -237,7 +302,7 @@ func (s *State) credit(a *account, c *credit) uint64 {
 		start := satMulInt(ep, w)
 		s.recompute(a, satAddInt(start, -w), satAddInt(satAddInt(start, 2*w), -1))
 	}
-	return c.credited
+	return c.credited + c.surplus
 }
 
 // recompute updates the credits of a's receipts with times in [from, to].
@@ -247,10 +312,7 @@ func (s *State) recompute(a *account, from, to int64) {
 		if c.time > to {
 			break
 		}
-		next := s.creditOf(a, c)
-		a.earned.sub(c.credited)
-		a.earned.add(next)
-		c.credited = next
+		s.recredit(a, c)
 	}
 }
 
