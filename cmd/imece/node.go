@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imece/imece/node"
+	"github.com/imece/imece/node/hardware"
 	"github.com/imece/imece/pipeline"
 )
 
@@ -24,6 +25,8 @@ type nodeFlags struct {
 	maxSessions int
 	maxLayers   int
 	genesis     string
+	grid        gridFlags
+	bench       bool
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -59,6 +62,8 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	fl.BoolVar(&f.nat, "nat", true, "AutoNAT, hole punching and relay client for nodes behind NAT")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "sessions served at once (default 16)")
 	genesisFlag(cmd, &f.genesis)
+	f.grid.register(cmd)
+	fl.BoolVar(&f.bench, "bench", true, "benchmark the hardware at start when DIR/hardware.json holds no claim of this device (imece bench), and advertise its tier")
 	fl.IntVar(&f.maxLayers, "max-layers", 0, "with --layers auto, serve at most this many layers (default: what fits in half the available memory)")
 	return cmd
 }
@@ -99,6 +104,13 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 		node.WithDataDir(f.data), node.WithListen(f.listen...), node.WithBootstrap(f.bootstrap...),
 		node.WithLAN(f.mdns), node.WithNAT(f.nat), node.WithNodeLogger(a.log), node.WithGenesis(g),
 	}
+	src, err := f.grid.source(a.log)
+	if err != nil {
+		return err
+	}
+	if src != nil && f.model == "" {
+		return fmt.Errorf("--grid-file, --grid-url and --grid-zone describe a volunteer's grid: they need --model")
+	}
 	if f.model != "" {
 		m, err := openModel(f.model, a.log)
 		if err != nil {
@@ -111,6 +123,16 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 		}
 		defer be.Close()
 		opts = append(opts, node.WithServe(m, be, layers))
+		if src != nil {
+			opts = append(opts, node.WithGrid(src))
+		}
+		if f.bench {
+			c, err := hardware.LoadOrMeasure(ctx, f.data, be, hardware.WithLogger(a.log), hardware.WithTiers(g.Tiers))
+			if err != nil {
+				return fmt.Errorf("hardware claim: %w", err)
+			}
+			opts = append(opts, node.WithHardware(c))
+		}
 		if f.maxSessions > 0 {
 			opts = append(opts, node.WithServerOptions(pipeline.WithMaxSessions(f.maxSessions)))
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imece/imece/ledger"
+	"github.com/imece/imece/node"
+	"github.com/imece/imece/node/grid"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
 	"github.com/imece/imece/testnet"
@@ -19,6 +21,7 @@ type testnetFlags struct {
 	model   string
 	threads int
 	genesis string
+	zones   bool
 }
 
 func (a *app) testnetCmd() *cobra.Command {
@@ -40,6 +43,7 @@ to stderr. Without --model it uses the embedded stories260K.`,
 	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of volunteers")
 	cmd.Flags().StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads shared by the nodes (default: all cores)")
+	cmd.Flags().BoolVar(&f.zones, "grid-zones", true, "give the volunteers the simulated grid zones in turn (sim-east, sim-central, sim-west), so P_grid varies over the day")
 	genesisFlag(cmd, &f.genesis)
 	f.samplingFlags.register(cmd)
 	return cmd
@@ -57,6 +61,16 @@ func (a *app) testnet(ctx context.Context, f testnetFlags) error {
 		return err
 	}
 	opts := []testnet.Option{testnet.WithNodes(f.nodes), testnet.WithLogger(a.log), testnet.WithThreads(f.threads), testnet.WithGenesis(g)}
+	if f.zones {
+		zones := grid.SimZones()
+		opts = append(opts, testnet.WithVolunteerOptions(func(i int) []node.Option {
+			src, err := grid.NewSimulated(zones[i%len(zones)], uint64(i))
+			if err != nil {
+				return nil // the preset zones are valid
+			}
+			return []node.Option{node.WithGrid(src)}
+		}))
+	}
 	if f.model != "" {
 		m, err := model.Open(f.model)
 		if err != nil {
@@ -75,7 +89,11 @@ func (a *app) testnet(ctx context.Context, f testnetFlags) error {
 	fmt.Fprintf(a.stderr, "testnet: bootstrap %s\n", n.Bootstrap.Addrs()[0])
 	for i, v := range n.Volunteers {
 		_, r, _ := v.Serving()
-		fmt.Fprintf(a.stderr, "testnet: node%d serves layers %v  %s\n", i+1, r, v.ID())
+		green := ""
+		if g := v.Grid(); g != nil {
+			green = fmt.Sprintf("  P_grid %.3f", float64(g.Last().PGrid)/1000)
+		}
+		fmt.Fprintf(a.stderr, "testnet: node%d serves layers %v%s  %s\n", i+1, r, green, v.ID())
 	}
 	fmt.Fprintf(a.stderr, "testnet: %d nodes up in %v; generating through them\n", len(n.Volunteers)+1, time.Since(start).Round(time.Millisecond))
 	var route []pipeline.Hop
