@@ -110,6 +110,9 @@ func (m *Model) Opener(opts ...pipeline.RemoteOption) pipeline.Opener {
 		opts := append([]pipeline.RemoteOption{pipeline.WithRemoteLogger(m.n.log),
 			pipeline.WithPayer(m.n.ledger, int(m.n.ledger.g.SettlementTokens)),
 			pipeline.WithPlanOptions(grid.PlanOption(m.n.cfg.genesis))}, opts...)
+		if m.n.auditor != nil {
+			opts = append(opts, pipeline.WithAuditor(m.n.auditor))
+		}
 		return pipeline.OpenRemote(ctx, m.n.h, m.Info.CID, c.Layers, c.VocabSize, maxLen, m.n.PeerSource(m.Cov), opts...)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/imece/imece/node/hardware"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/model"
+	"github.com/imece/imece/pipeline/verify"
 )
 
 // Layers says which layers a volunteer serves: a fixed range, or Auto to take
@@ -53,8 +54,9 @@ type nodeConfig struct {
 	serverOpts []pipeline.ServerOption
 	hostOpts   []HostOption
 
-	claim    *hardware.Claim
-	gridSrc  grid.Source
+	claim     *hardware.Claim
+	auditRate float64
+	gridSrc   grid.Source
 	gridOpts []grid.RefresherOption
 }
 
@@ -146,6 +148,21 @@ func WithHardware(c hardware.Claim) Option {
 	}
 }
 
+// WithAudits makes the node, as a client, audit a share rate (0 to 1) of the
+// hops that serve it: after a session, other replicas of a sampled hop's layers
+// re-execute it on the inputs it received, and the verdict is signed into this
+// node's ledger (a KindAudit block), from which every node derives the audited
+// node's reliability factor. 0, the default, audits nothing.
+func WithAudits(rate float64) Option {
+	return func(c *nodeConfig) error {
+		if !(rate >= 0 && rate <= 1) {
+			return fmt.Errorf("audit rate %v: want 0 to 1", rate)
+		}
+		c.auditRate = rate
+		return nil
+	}
+}
+
 // WithGrid makes a volunteer advertise P_grid from src (node/grid: a file, an
 // HTTP carbon-intensity API, a simulated zone), weighted by the network's
 // genesis and refreshed in the background with the node's load, so that
@@ -179,6 +196,7 @@ type Node struct {
 	lan    *LANDiscovery
 
 	srv      *pipeline.StageServer
+	auditor  *pipeline.Auditor
 	grid     *grid.Refresher
 	stopInfo func()
 	modelID  cid.Cid
@@ -235,6 +253,24 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	if n.repl, err = n.startReplication(cfg.genesis); err != nil {
 		return nil, err
+	}
+	if cfg.claim != nil {
+		// On the chain every node checks credits against; a new device or a
+		// tier jump starts a quarantine there.
+		if err := n.ledger.SetHardware(*cfg.claim); err != nil {
+			return nil, fmt.Errorf("record the hardware claim: %w", err)
+		}
+	}
+	if cfg.auditRate > 0 {
+		sink := func(r verify.Result) {
+			if err := n.ledger.RecordAudit(r); err != nil {
+				n.log.Warn("audit not recorded", "subject", ledger.Key(r.Subject), "verdict", r.Verdict, "err", err)
+			}
+		}
+		if n.auditor, err = pipeline.NewAuditor(n.h, pipeline.WithAuditRate(cfg.auditRate),
+			pipeline.WithAuditSink(sink), pipeline.WithAuditorLogger(cfg.log)); err != nil {
+			return nil, err
+		}
 	}
 	if n.link, err = NewMeshLink(n.h, boot, WithMeshLinkLogger(cfg.log), WithOnReconnect(n.reconnected)); err != nil {
 		return nil, err
@@ -577,6 +613,9 @@ func (n *Node) close() error {
 	if n.grid != nil {
 		n.grid.Close()
 	}
+	if n.auditor != nil {
+		n.auditor.Close()
+	}
 	if n.srv != nil {
 		errs = append(errs, n.srv.Close())
 	}
@@ -613,8 +652,52 @@ func (n *Node) close() error {
 // and grid score from the record, latency as this host has measured it.
 func (n *Node) PeerSource(cov *dht.Coverage) pipeline.PeerSource {
 	return func(ctx context.Context) ([]pipeline.StagePeer, error) {
-		return stagePeers(n.h, cov.Snapshot()), nil
+		return n.byReliability(stagePeers(n.h, cov.Snapshot())), nil
 	}
+}
+
+// WaitAudits returns when the audits of the sessions this node used so far
+// are done and recorded, or when ctx ends: a client about to leave waits, so
+// its verdicts are not dropped.
+func (n *Node) WaitAudits(ctx context.Context) error {
+	if n.auditor == nil {
+		return nil
+	}
+	return n.auditor.Wait(ctx)
+}
+
+// byReliability cuts the routing share of peers that failed audits, as their
+// credits are cut: a peer of reliability R (from its audits on the chains this
+// node holds) is planned as if its layers and its distance took 1/R² as long
+// (at least a millisecond away: an unmeasured peer too), and one of
+// reliability 0 not at all.
+func (n *Node) byReliability(peers []pipeline.StagePeer) []pipeline.StagePeer {
+	out := peers[:0]
+	for _, p := range peers {
+		pub, err := peer.ID(p.Peer).ExtractPublicKey()
+		raw, rerr := []byte(nil), err
+		if err == nil {
+			raw, rerr = pub.Raw()
+		}
+		var k ledger.Key
+		if rerr != nil || len(raw) != len(k) {
+			out = append(out, p)
+			continue
+		}
+		copy(k[:], raw)
+		t, err := n.ledger.Trust(k)
+		switch {
+		case err != nil || t.Reliability >= 1000:
+		case t.Reliability == 0:
+			continue
+		default:
+			f := (1000 / float64(t.Reliability)) * (1000 / float64(t.Reliability))
+			p.LayerTime = time.Duration(float64(p.LayerTime) * f)
+			p.Latency = time.Duration(float64(max(p.Latency, time.Millisecond)) * f)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func stagePeers(h host.Host, snap dht.Snapshot) []pipeline.StagePeer {

@@ -226,12 +226,13 @@ func (n *Network) AddVolunteer(ctx context.Context, first, last int) (*node.Node
 	return v, nil
 }
 
-// Client starts a light client: a node that serves nothing and holds no weights.
-func (n *Network) Client(ctx context.Context) (*node.Node, error) {
+// Client starts a light client: a node that serves nothing and holds no weights;
+// extra options configure it (audits, for instance).
+func (n *Network) Client(ctx context.Context, extra ...node.Option) (*node.Node, error) {
 	n.mu.Lock()
 	name := fmt.Sprintf("client%d", len(n.clients)+1)
 	n.mu.Unlock()
-	c, err := n.start(ctx, name, []node.Option{node.WithBootstrap(n.Bootstrap.Addrs()[0].String()), node.WithClientMode()})
+	c, err := n.start(ctx, name, append([]node.Option{node.WithBootstrap(n.Bootstrap.Addrs()[0].String()), node.WithClientMode()}, extra...))
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ type generateFlags struct {
 	data      string
 	wait      time.Duration
 	genesis   string
+	auditRate float64
 }
 
 func (a *app) generateCmd() *cobra.Command {
@@ -66,6 +67,7 @@ and generates through a chain of volunteers.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	fl.Float64Var(&f.auditRate, "audit-rate", 0.1, "with --bootstrap, the share of hops audited by other replicas after the work (0 to 1); verdicts go into this client's ledger")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a node to join the mesh through (repeatable); makes this a light client")
 	fl.StringVar(&f.modelCID, "model-cid", "", "CID of the model to use through the mesh (see imece model inspect)")
 	fl.StringVar(&f.data, "data", "", "directory for the client's identity (default: the user config dir's imece/client)")
@@ -222,7 +224,7 @@ func (a *app) generateRemote(ctx context.Context, f generateFlags) error {
 	}
 	n, err := node.Start(ctx,
 		node.WithDataDir(dir), node.WithBootstrap(f.bootstrap...), node.WithClientMode(),
-		node.WithNodeLogger(a.log), node.WithListen("/ip4/0.0.0.0/tcp/0"), node.WithGenesis(g))
+		node.WithNodeLogger(a.log), node.WithListen("/ip4/0.0.0.0/tcp/0"), node.WithGenesis(g), node.WithAudits(f.auditRate))
 	if err != nil {
 		return err
 	}
@@ -232,7 +234,15 @@ func (a *app) generateRemote(ctx context.Context, f generateFlags) error {
 		return err
 	}
 	defer mdl.Close()
-	return a.finish(mdl.Generate(ctx, a.request(f.samplingFlags)))
+	if err := a.finish(mdl.Generate(ctx, a.request(f.samplingFlags))); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := n.WaitAudits(wctx); err != nil {
+		a.log.Warn("audits not finished before leaving", "err", err)
+	}
+	return nil
 }
 
 // defaultDataDir is where a node keeps its identity when --data is not given.
