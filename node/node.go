@@ -57,7 +57,7 @@ type nodeConfig struct {
 	claim     *hardware.Claim
 	auditRate float64
 	gridSrc   grid.Source
-	gridOpts []grid.RefresherOption
+	gridOpts  []grid.RefresherOption
 }
 
 // Option configures Start.
