@@ -674,17 +674,11 @@ func (n *Node) WaitAudits(ctx context.Context) error {
 func (n *Node) byReliability(peers []pipeline.StagePeer) []pipeline.StagePeer {
 	out := peers[:0]
 	for _, p := range peers {
-		pub, err := peer.ID(p.Peer).ExtractPublicKey()
-		raw, rerr := []byte(nil), err
-		if err == nil {
-			raw, rerr = pub.Raw()
-		}
-		var k ledger.Key
-		if rerr != nil || len(raw) != len(k) {
+		k, err := pipeline.PeerKey(peer.ID(p.Peer))
+		if err != nil {
 			out = append(out, p)
 			continue
 		}
-		copy(k[:], raw)
 		t, err := n.ledger.Trust(k)
 		switch {
 		case err != nil || t.Reliability >= 1000:

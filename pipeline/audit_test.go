@@ -97,7 +97,7 @@ func TestAuditHonestChain(t *testing.T) {
 			}
 			for _, r := range got {
 				hop := route[r.Hop]
-				key, _ := subjectKey(peer.ID(hop.Peer))
+				key, _ := PeerKey(peer.ID(hop.Peer))
 				if r.Verdict != verify.Pass || r.Subject != key || int(r.First) != hop.First || int(r.Last) != hop.Last {
 					t.Errorf("hop %d: %+v", r.Hop, r)
 				}

@@ -303,9 +303,9 @@ type evidenceCache struct {
 	rows map[int]*Evidence
 }
 
-// subjectKey is the Ed25519 key inside an Ed25519 peer ID: the wallet a result
-// names.
-func subjectKey(p peer.ID) ([32]byte, error) {
+// PeerKey is the Ed25519 key inside an Ed25519 peer ID: the wallet (ledger
+// key) of the peer, which receipts and audit results name.
+func PeerKey(p peer.ID) ([32]byte, error) {
 	var k [32]byte
 	pk, err := p.ExtractPublicKey()
 	if err != nil {
@@ -325,7 +325,7 @@ func (a *Auditor) auditHop(ctx context.Context, s *auditedSession, h int, ev *ev
 	var j verify.Judgement
 	hop := s.route[h]
 	subject := peer.ID(hop.Peer)
-	key, err := subjectKey(subject)
+	key, err := PeerKey(subject)
 	if err != nil {
 		return j, verify.Result{}, err
 	}

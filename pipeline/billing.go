@@ -98,11 +98,11 @@ func (s *StageServer) serveReceipt(st network.Stream) {
 	hop := int(binary.LittleEndian.Uint16(req[16:]))
 	window := int(binary.LittleEndian.Uint32(req[18:]))
 	to := int(binary.LittleEndian.Uint32(req[22:]))
-	client, ok := clientKey(st.Conn().RemotePeer())
+	client, kerr := PeerKey(st.Conn().RemotePeer())
 	fail := func(code ErrorCode, format string, args ...any) {
 		writeStatusBlob(st, byte(code), []byte(fmt.Sprintf(format, args...)))
 	}
-	if !ok {
+	if kerr != nil {
 		fail(CodeBadRequest, "settlement from a peer without an Ed25519 key")
 		return
 	}
@@ -219,20 +219,6 @@ func (se *stageSession) settleOnEnd() {
 	if _, err := b.Propose(u); err != nil {
 		se.log.Warn("final receipt not proposed", "err", err)
 	}
-}
-
-func clientKey(p peer.ID) ([32]byte, bool) {
-	var k [32]byte
-	pub, err := p.ExtractPublicKey()
-	if err != nil {
-		return k, false
-	}
-	raw, err := pub.Raw()
-	if err != nil || len(raw) != 32 {
-		return k, false
-	}
-	copy(k[:], raw)
-	return k, true
 }
 
 func writeStatusBlob(w io.Writer, status byte, b []byte) error {

@@ -136,7 +136,7 @@ func RunCanary(ctx context.Context, r *Remote, c verify.Canary) (int, error) {
 // emitCanary gives hop h of a canary session the verdict v.
 func (a *Auditor) emitCanary(s *auditedSession, h int, v verify.Verdict) {
 	hop := s.route[h]
-	key, err := subjectKey(peer.ID(hop.Peer))
+	key, err := PeerKey(peer.ID(hop.Peer))
 	if err != nil {
 		a.cfg.log.Info("canary verdict not given", "hop", h, "err", err)
 		return

@@ -5,10 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/imece/imece/dht"
-	"github.com/imece/imece/ledger"
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/pipeline"
 )
@@ -44,7 +41,10 @@ func TestFailedAuditCutsRoutingShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	key := ledgerKey(t, faulty)
+	key, err := pipeline.PeerKey(faulty)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Cov.WaitFor(ctx, func(s dht.Snapshot) bool { _, ok := s.Records[faulty]; return ok }); err != nil {
 		t.Fatal(err)
 	}
@@ -87,19 +87,4 @@ func TestFailedAuditCutsRoutingShare(t *testing.T) {
 			}
 		}
 	}
-}
-
-func ledgerKey(t *testing.T, id peer.ID) ledger.Key {
-	t.Helper()
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := pub.Raw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k ledger.Key
-	copy(k[:], raw)
-	return k
 }
