@@ -16,11 +16,10 @@ import (
 // its receipts to mint the most (long prompts, one token, 4-bit weights). For
 // each, the gain — what the identities' balances grew by, earnings minus
 // spending — per GFLOP its servers actually computed, and the bound it must
-// not exceed: what honest serving earns per GFLOP (or, for a server lying
-// about its claim, what that claim earns from independent clients alone:
-// self-dealing must add nothing to a lie), twice that when the colluder's
-// receipts are for work never done (the per-client cap lets one client mint
-// as much as all the others). Run with -v for the table.
+// not exceed: what the formulas pay honest serving per GFLOP (FLOPs × M × R
+// of the true hardware), or, for a server lying about its claim, what that
+// claim earns from independent clients alone (self-dealing must add nothing to
+// a lie). Run with -v for the table.
 
 // sevenB is a Llama-2-7B-shaped model in Q4_0: 32 layers of 202M weights (4.5
 // bits each), attention width 4096, a 131M-weight head.
@@ -63,9 +62,10 @@ type sim struct {
 	c     Cost
 	model []byte
 	st    *State
-	// flops is what the servers of the strategy really computed.
-	flops   uint64
-	session byte
+	// flops is what the servers of the strategy really computed, and
+	// formula what the formulas price it at (the proposals' amounts).
+	flops, formula uint64
+	session        byte
 }
 
 func newSim(t *testing.T) *sim {
@@ -93,6 +93,7 @@ func (s *sim) serve(server, client *party, multiplier uint32, prompt, tokens uin
 	applyAll(s.t, s.st, earn, spend)
 	if counted {
 		s.flops += e.FLOPs
+		s.formula += e.Amount
 	}
 }
 
@@ -127,28 +128,30 @@ func TestSelfDealing(t *testing.T) {
 
 	// Honest: a baseline server, honestly claimed, serving five independent
 	// clients ordinary sessions (200-token prompts, 64 tokens), observed truly.
+	const independents = 5
+	var formulaRate float64
 	honest := func() row {
 		s := newSim(t)
 		h := newParty(1)
 		mustApply(t, s.st, h.claim(t, honestClaim()))
 		var clients []*party
-		for i := range 5 {
+		for i := range independents {
 			clients = append(clients, newParty(byte(100+i)))
 		}
 		for i := range rounds {
-			s.serve(h, clients[i%5], 1000, 200, 64, 0, true)
+			s.serve(h, clients[i%independents], 1000, 200, 64, 0, true)
 		}
-		return row{name: "honest: 5 independent clients", gain: s.gain(h), flops: s.flops}
+		formulaRate = perGFLOP(int64(s.formula), s.flops)
+		return row{name: "honest: 5 independent clients", gain: s.gain(h), flops: s.flops, bounded: formulaRate}
 	}()
 	honestRate := perGFLOP(honest.gain, honest.flops)
-	honest.bounded = honestRate
 	rows = append(rows, honest)
 
 	pair := func(name string, play func(s *sim, a, b *party)) {
 		s := newSim(t)
 		a, b := newParty(10), newParty(11)
 		play(s, a, b)
-		rows = append(rows, row{name: name, gain: s.gain(a, b), flops: s.flops, bounded: honestRate})
+		rows = append(rows, row{name: name, gain: s.gain(a, b), flops: s.flops, bounded: formulaRate})
 	}
 	pair("ping-pong, honest claims and timings", func(s *sim, a, b *party) {
 		mustApply(t, s.st, a.claim(t, honestClaim()))
@@ -186,42 +189,44 @@ func TestSelfDealing(t *testing.T) {
 	})
 	// The pair's server also serves independent clients, which gives it
 	// evidence: the colluder's receipts then mint, at most at what the
-	// independent clients observed.
-	mixed := func(name string, claim *Hardware, m uint32, done bool) {
+	// independent clients observed, and what the epoch mints leaves out its
+	// largest client's surplus, whoever that is.
+	mixed := func(name string, claim *Hardware, m uint32, prompt, tokens uint32, done bool) {
 		s := newSim(t)
 		a, b := newParty(10), newParty(11)
 		mustApply(t, s.st, b.claim(t, claim))
 		var clients []*party
-		for i := range 5 {
+		for i := range independents {
 			clients = append(clients, newParty(byte(100+i)))
 		}
 		for i := range rounds {
-			s.serve(b, clients[i%5], m, 200, 64, 0, true)
-			s.serve(b, a, m, 4000, 1, 1, done)
+			s.serve(b, clients[i%independents], m, 200, 64, 0, true)
+			if i%independents == 0 {
+				s.serve(b, a, m, prompt, tokens, 1, done)
+			}
 		}
-		// The bound: what the same server earns per GFLOP from its
-		// independent clients alone, with the same claim.
+		// The bound: what the formulas pay the same server's independent
+		// work with the same claim, or honest serving's, the larger.
 		alone := newSim(t)
 		lone := newParty(11)
 		mustApply(t, alone.st, lone.claim(t, claim))
 		var others []*party
-		for i := range 5 {
+		for i := range independents {
 			others = append(others, newParty(byte(110+i)))
 		}
 		for i := range rounds {
-			alone.serve(lone, others[i%5], m, 200, 64, 0, true)
+			alone.serve(lone, others[i%independents], m, 200, 64, 0, true)
 		}
-		bound := max(honestRate, perGFLOP(alone.gain(lone), alone.flops))
-		if !done {
-			// The colluder's receipts mint at most what the independent
-			// clients' do (the per-client cap): twice, per GFLOP computed.
-			bound *= 2
-		}
+		bound := max(formulaRate, perGFLOP(alone.gain(lone), alone.flops))
 		rows = append(rows, row{name: name, gain: s.gain(a, b), flops: s.flops, bounded: bound})
 	}
-	mixed("with independent clients, honest claim, 1 µs observed", honestClaim(), 1000, true)
-	mixed("with independent clients, fake top-tier claim, 1 µs", fakeTop(), 8000, true)
-	mixed("with independent clients, colluder's work never done", honestClaim(), 1000, false)
+	mixed("with independent clients, honest claim, 1 µs observed", honestClaim(), 1000, 4000, 1, true)
+	mixed("with independent clients, fake top-tier claim, 1 µs", fakeTop(), 8000, 4000, 1, true)
+	mixed("with independent clients, colluder's work never done", honestClaim(), 1000, 4000, 1, false)
+	// The colluder's fake work sized like each independent client's: the
+	// largest is then a tie, and one real client's surplus is what is left
+	// out instead of the colluder's.
+	mixed("…never done, as much as each independent client", honestClaim(), 1000, 200, 64, false)
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "%-56s %12s %14s %12s %12s\n", "strategy", "GFLOP", "gain GFT", "GFT/GFLOP", "bound")
@@ -232,8 +237,10 @@ func TestSelfDealing(t *testing.T) {
 			t.Errorf("%s: %.4f GFT per GFLOP, more than %.4f", r.name, rate, r.bounded)
 		}
 	}
-	t.Logf("gain per GFLOP computed (servers of the baseline class; bound: honest serving, or the same claim's independent serving):\n%s", out.String())
-	if honestRate < 0.99 {
-		t.Errorf("honest serving earns %.4f GFT per GFLOP, not its multiplier", honestRate)
+	t.Logf("gain per GFLOP computed (servers of the baseline class; bound: what the formulas pay honest serving, or the same claim's independent serving):\n%s", out.String())
+	// Honest serving is paid by the formulas, less one client's surplus in
+	// five: the price of the per-client rule.
+	if floor := formulaRate * (independents - 1) / independents; honestRate < floor || formulaRate < 0.999 {
+		t.Errorf("honest serving earns %.4f GFT per GFLOP, the formulas %.4f: want at least %.4f", honestRate, formulaRate, floor)
 	}
 }

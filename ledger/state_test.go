@@ -21,9 +21,8 @@ type window struct{ from, to, tokens uint32 }
 // TestStateScenario: one client generates through three servers for three
 // windows (a 10-position prefill giving 1 token, 64 decode steps, and 6 more at
 // the session's end), and a second client the same (each the independent
-// evidence that lets the servers mint from the other, and neither bringing
-// more surplus than the other: doc.go); the balances are computed by hand
-// below.
+// evidence that lets the servers mint from the other: doc.go); the balances
+// are computed by hand below.
 func TestStateScenario(t *testing.T) {
 	g := DefaultGenesis()
 	c := bigCost() // 4 layers of 50M weights (f16, so P = 500), qDim 4096, 100M-weight head
@@ -71,10 +70,15 @@ func TestStateScenario(t *testing.T) {
 	//   607,618,560 + 2·100M·6 = 1,807,618,560 → 180
 	// The client, per token at P 0.5: 1e8·0.5/1e6 = 50 (server 1), 100 (server 2),
 	// (1e8 + 2e8)·0.5/1e6 = 150 (server 3): 300 a token, 71 tokens: 21,300.
-	// The witness runs the same session: everything twice.
+	// The witness runs the same session: everything twice, except that an
+	// epoch's largest client's surplus (beyond its spend) does not mint, so
+	// each server is credited both clients' spends and one client's surplus:
+	//   server 1: 2·50·71 + (1000 + 6444 + 607 − 50·71) = 7100 + 4501
+	//   server 2: 2·100·71 + (3603 + 23200 + 2187 − 100·71) = 14200 + 21890
+	//   server 3: its amount is below its spend (150·71): no surplus, all of it twice.
 	want := map[Key]Balance{
-		stages[0].p.key: {Allowance: 10_000_000, Earned: 2 * (1000 + 6444 + 607)},
-		stages[1].p.key: {Allowance: 10_000_000, Earned: 2 * (3603 + 23200 + 2187)},
+		stages[0].p.key: {Allowance: 10_000_000, Earned: 7100 + 4501},
+		stages[1].p.key: {Allowance: 10_000_000, Earned: 14200 + 21890},
 		stages[2].p.key: {Allowance: 10_000_000, Earned: 2 * (120 + 1924 + 180)},
 		client.key:      {Allowance: 10_000_000, Spent: 21_300},
 		witness.key:     {Allowance: 10_000_000, Spent: 21_300},

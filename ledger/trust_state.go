@@ -58,22 +58,18 @@ type epochBook struct {
 	minted  uint64
 }
 
-// mint is what an epoch's surplus mints: all of it, except that no client's
-// exceeds the other clients' together (the per-counterparty cap, doc.go). At
-// most one client can exceed half; it is the one cut.
+// mint is what an epoch's surplus mints: all of it but the largest client's
+// (the per-client rule, doc.go). Whichever client is a colluder's, dropping the
+// largest leaves no more than the other clients' surplus: at most what the
+// server's work for them earns by the formulas.
 func (b *epochBook) mint() uint64 {
-	var total, top u128
+	var total u128
+	var top uint64
 	for _, v := range b.surplus {
 		total.add(v)
-		if v > top.lo {
-			top = u128{lo: v}
-		}
+		top = max(top, v)
 	}
-	others := total
-	others.sub(top.lo)
-	if others.hi == 0 && top.lo > others.lo {
-		return satAdd(others.lo, others.lo)
-	}
+	total.sub(top)
 	return total.uint64()
 }
 
@@ -250,7 +246,7 @@ func (s *State) evidence(a *account, c *credit) (uint32, bool) {
 //	amount = FLOPs · M · R            with evidence from another client
 //	amount = min(FLOPs · M · R, spend) without
 //
-// The surplus is then subject to its epoch's per-client cap (mint).
+// The surplus is then subject to its epoch's per-client rule (mint).
 func (s *State) creditOf(a *account, c *credit) (credited, surplus uint64) {
 	e := c.earn
 	m := min(e.Multiplier, c.mHW, c.implied)
