@@ -268,6 +268,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 			}
 		}
 		if n.auditor, err = pipeline.NewAuditor(n.h, pipeline.WithAuditRate(cfg.auditRate),
+			pipeline.WithAuditRateFor(watchRate(n.ledger, cfg.auditRate)),
 			pipeline.WithAuditSink(sink), pipeline.WithAuditorLogger(cfg.log)); err != nil {
 			return nil, err
 		}

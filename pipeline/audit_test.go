@@ -350,3 +350,45 @@ func ids(ns []*meshNode) []string {
 	}
 	return out
 }
+
+// TestAuditRateFor: with no base rate, only the hops of the peer under watch
+// are audited, every time.
+func TestAuditRateFor(t *testing.T) {
+	ms := newMesh(t)
+	var spare []*meshNode
+	for _, r := range [][2]int{{0, 2}, {2, 5}} {
+		ms.serve(r[0], r[1])
+		spare = append(spare, ms.serve(r[0], r[1]))
+	}
+	client := newHost(t)
+	var watched peer.ID
+	var mu sync.Mutex
+	res := &results{}
+	a, err := NewAuditor(client, WithAuditRate(0), WithAuditSink(res.add), WithAuditorLogger(slog.New(slog.DiscardHandler)),
+		WithAuditRateFor(func(p peer.ID) float64 {
+			mu.Lock()
+			defer mu.Unlock()
+			if p == watched {
+				return 1
+			}
+			return 0
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	route := ms.run(t, client, a, 4, ActF32, spare...)
+	if got := res.list(); len(got) != 0 {
+		t.Fatalf("nobody watched, rate 0: %d audits", len(got))
+	}
+	mu.Lock()
+	watched = peer.ID(route[1].Peer)
+	mu.Unlock()
+	for range 3 {
+		ms.run(t, client, a, 4, ActF32, spare...)
+	}
+	got := verdicts(res.list())
+	if len(res.list()) != 3 || len(got) != 1 || got[1] != verify.Pass {
+		t.Fatalf("watched hop 1 over 3 sessions: %+v", res.list())
+	}
+}

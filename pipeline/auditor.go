@@ -47,6 +47,7 @@ var (
 
 type auditorConfig struct {
 	rate    float64
+	rateFor func(peer.ID) float64
 	checks  int
 	sink    func(verify.Result)
 	queue   int
@@ -66,6 +67,16 @@ func WithAuditRate(p float64) AuditorOption {
 			return fmt.Errorf("audit rate %v outside [0, 1]", p)
 		}
 		c.rate = p
+		return nil
+	}
+}
+
+// WithAuditRateFor raises the share of a peer's hops audited to f(peer) when
+// that is above the base rate: a node whose hardware claim is in quarantine,
+// or that failed before, earns its standing back under closer watch.
+func WithAuditRateFor(f func(peer.ID) float64) AuditorOption {
+	return func(c *auditorConfig) error {
+		c.rateFor = f
 		return nil
 	}
 }
@@ -259,6 +270,18 @@ func (a *Auditor) perm(n int) []int {
 	return a.rnd.Perm(n)
 }
 
+// rate is the share of p's hops audited: the base rate, or more (never
+// beyond 1) where WithAuditRateFor says so.
+func (a *Auditor) rate(p peer.ID) float64 {
+	r := a.cfg.rate
+	if a.cfg.rateFor != nil {
+		if q := a.cfg.rateFor(p); q > r {
+			r = min(q, 1)
+		}
+	}
+	return r
+}
+
 // emit hands a result to the sink.
 func (a *Auditor) emit(r verify.Result) {
 	if a.cfg.sink != nil {
@@ -279,7 +302,7 @@ func (a *Auditor) auditSession(ctx context.Context, s *auditedSession) {
 		if s.canary != nil && !diverged {
 			a.emitCanary(s, h, verify.Pass)
 		}
-		if !diverged && a.draw() >= a.cfg.rate {
+		if !diverged && a.draw() >= a.rate(peer.ID(s.route[h].Peer)) {
 			continue
 		}
 		v, res, err := a.auditHop(ctx, s, h, ev)
