@@ -54,9 +54,10 @@ type nodeConfig struct {
 	serverOpts []pipeline.ServerOption
 	hostOpts   []HostOption
 
-	claim     *hardware.Claim
-	auditRate float64
-	gridSrc   grid.Source
+	claim       *hardware.Claim
+	auditRate   float64
+	canaryEvery time.Duration
+	gridSrc     grid.Source
 	gridOpts  []grid.RefresherOption
 }
 
@@ -199,6 +200,7 @@ type Node struct {
 	auditor  *pipeline.Auditor
 	grid     *grid.Refresher
 	stopInfo func()
+	canaries *canarist
 	modelID  cid.Cid
 	served   dht.ServedModel
 	layerIDs map[cid.Cid][]cid.Cid
@@ -286,6 +288,11 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	if cfg.model != nil {
 		if err := n.serve(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.canaryEvery > 0 {
+		if n.canaries, err = n.startCanaries(cfg.canaryEvery); err != nil {
 			return nil, err
 		}
 	}
@@ -613,6 +620,9 @@ func (n *Node) close() error {
 	}
 	if n.grid != nil {
 		n.grid.Close()
+	}
+	if n.canaries != nil {
+		n.canaries.stop()
 	}
 	if n.auditor != nil {
 		n.auditor.Close()

@@ -36,6 +36,9 @@ func WithFault(f Fault) ServerOption {
 func RandomActivations(seed uint64, width int) func(rows []float32, pos int) {
 	return func(rows []float32, pos int) {
 		r := rand.New(rand.NewPCG(seed, uint64(pos)))
+		if width <= 0 {
+			width = max(len(rows), 1) // one row: never loop in place
+		}
 		for off := 0; off+width <= len(rows); off += width {
 			row := rows[off : off+width]
 			var ss float64
