@@ -58,7 +58,7 @@ type nodeConfig struct {
 	auditRate   float64
 	canaryEvery time.Duration
 	gridSrc     grid.Source
-	gridOpts  []grid.RefresherOption
+	gridOpts    []grid.RefresherOption
 }
 
 // Option configures Start.
