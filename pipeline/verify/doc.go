@@ -118,6 +118,27 @@
 // audited (bisection by audit), hops whose audit passes are cleared, and the
 // others get a CheckCanary failure at the divergence besides their audit's
 // result. A hop no independent auditor can re-execute stays implicated.
+// Volunteers send canaries on their own (node.WithCanaries, `imece node
+// --canary-every`): at jittered times, one of several ordinary openings,
+// answered beforehand on the volunteer's own copy of the model, through
+// chains of other nodes, paid like any session, so that a stage cannot tell
+// canaries from clients' work.
+//
+// # Watch
+//
+// A client audits the hops of a node under watch — its hardware claim in
+// quarantine, or its reliability below 1.0 — four times as often as its base
+// rate (node.WatchFactor, pipeline.WithAuditRateFor): a node that changed
+// hardware, or failed once, earns its standing back under closer scrutiny.
+//
+// # Limits
+//
+// An auditor's re-execution is not paid: auditing is the price of trusting
+// the network, borne by the replicas that serve the same layers. Stages keep
+// the inputs of at most MaxAuditRows positions of a session, so later
+// positions of very long sessions cannot be audited. A colluding client's
+// sessions are private and never audited (ledger's threat model says what
+// the credit rules do about that).
 //
 // # Detection
 //
