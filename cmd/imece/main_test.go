@@ -127,6 +127,25 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// TestNodeTrustFlags: the audit and canary flags are checked before the node
+// starts, each error naming its flag.
+func TestNodeTrustFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--audit-rate", "2"}, "--audit-rate 2: want 0 to 1"},
+		{[]string{"--canary-every", "1m"}, "--canary-every needs --model"},
+		{[]string{"--canary-every", "1m", "--model", "x.gguf", "--audit-rate", "0"}, "non-zero --audit-rate"},
+		{[]string{"--canary-every", "-1m"}, "must not be negative"},
+	} {
+		args := append([]string{"node", "--data", t.TempDir()}, tc.args...)
+		if _, _, err := run(t, "", args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("imece %v: err = %v, want %q", args, err, tc.want)
+		}
+	}
+}
+
 func TestGenerateRejectsMalformedModel(t *testing.T) {
 	path := t.TempDir() + "/broken.gguf"
 	b, _ := os.ReadFile("../../assets/stories260K.gguf")

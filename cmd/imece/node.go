@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,8 @@ type nodeFlags struct {
 	genesis     string
 	grid        gridFlags
 	bench       bool
+	auditRate   float64
+	canaryEvery time.Duration
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -65,6 +68,8 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	f.grid.register(cmd)
 	fl.BoolVar(&f.bench, "bench", true, "benchmark the hardware at start when DIR/hardware.json holds no claim of this device (imece bench), and advertise its tier")
 	fl.IntVar(&f.maxLayers, "max-layers", 0, "with --layers auto, serve at most this many layers (default: what fits in half the available memory)")
+	fl.Float64Var(&f.auditRate, "audit-rate", pipeline.DefaultAuditRate, "the share of hops audited by other replicas when this node generates through the mesh (0 to 1); nodes under watch are audited 4× as often")
+	fl.DurationVar(&f.canaryEvery, "canary-every", 0, "with --model, send a canary (a prompt this node answers on its own weights) through other nodes' chains about this often, e.g. 30m; 0 sends none")
 	return cmd
 }
 
@@ -87,8 +92,14 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.threads < 0 || f.maxSessions < 0 || f.maxLayers < 0 {
-		return fmt.Errorf("--threads, --max-sessions and --max-layers must not be negative")
+	if f.threads < 0 || f.maxSessions < 0 || f.maxLayers < 0 || f.canaryEvery < 0 {
+		return fmt.Errorf("--threads, --max-sessions, --max-layers and --canary-every must not be negative")
+	}
+	if !(f.auditRate >= 0 && f.auditRate <= 1) {
+		return fmt.Errorf("--audit-rate %v: want 0 to 1", f.auditRate)
+	}
+	if f.canaryEvery > 0 && (f.model == "" || f.auditRate == 0) {
+		return fmt.Errorf("--canary-every needs --model (the node answers its canaries on its own weights) and a non-zero --audit-rate (audits judge the chains that answer wrong)")
 	}
 	layers.MaxLayers = f.maxLayers
 	if f.data == "" {
@@ -103,6 +114,7 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 	opts := []node.Option{
 		node.WithDataDir(f.data), node.WithListen(f.listen...), node.WithBootstrap(f.bootstrap...),
 		node.WithLAN(f.mdns), node.WithNAT(f.nat), node.WithNodeLogger(a.log), node.WithGenesis(g),
+		node.WithAudits(f.auditRate),
 	}
 	src, err := f.grid.source(a.log)
 	if err != nil {
@@ -135,6 +147,9 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 		}
 		if f.maxSessions > 0 {
 			opts = append(opts, node.WithServerOptions(pipeline.WithMaxSessions(f.maxSessions)))
+		}
+		if f.canaryEvery > 0 {
+			opts = append(opts, node.WithCanaries(f.canaryEvery))
 		}
 	}
 	n, err := node.Start(ctx, opts...)
