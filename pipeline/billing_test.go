@@ -137,4 +137,7 @@ func TestSettlement(t *testing.T) {
 	if !errors.As(err, &he) || he.Code != CodePaymentRequired {
 		t.Fatalf("a client that refused to sign was served again: %v", err)
 	}
+	if !errors.Is(err, ErrPaymentRequired) {
+		t.Fatalf("the refusal %v is not errors.Is ErrPaymentRequired", err)
+	}
 }

@@ -31,6 +31,18 @@ func (e *HopError) Error() string {
 	return fmt.Sprintf("hop %d (%s): %s: %s", e.Hop, shortID(e.Peer), e.Code, e.Message)
 }
 
+// ErrPaymentRequired means a stage refused the session because the client
+// cannot pay for it (insufficient credits) or left one of its receipts
+// unsigned; the HopError's message says which. Callers such as the HTTP API
+// test for it with errors.Is, to answer 402 rather than a generic failure.
+var ErrPaymentRequired = errors.New("payment required")
+
+// Is makes errors.Is(err, ErrPaymentRequired) hold for a stage's
+// CodePaymentRequired refusal.
+func (e *HopError) Is(target error) bool {
+	return target == ErrPaymentRequired && e.Code == CodePaymentRequired
+}
+
 // retryable reports whether another chain may succeed where this one failed: the
 // peer died, is busy or leaving, or no longer serves what its record said.
 func (e *HopError) retryable() bool {
