@@ -387,6 +387,7 @@ type remoteConfig struct {
 	plan        []PlanOption
 	log         *slog.Logger
 	auditor     *Auditor
+	observers   *Observers
 }
 
 // RemoteOption configures a Remote.
@@ -452,6 +453,7 @@ func OpenRemote(ctx context.Context, h host.Host, model cid.Cid, layers, vocab, 
 			return nil, err
 		}
 	}
+	cfg.payer = cfg.observers.observePayer(cfg.payer)
 	r := &Remote{h: h, model: model, layers: layers, vocab: vocab, maxLen: maxLen, peers: peers, cfg: cfg}
 	var err error
 	for attempt := 0; attempt <= cfg.retries; attempt++ {
@@ -609,7 +611,7 @@ func (r *Remote) send(ctx context.Context, tokens []int32, logits []float32) err
 		batches = append(batches, slices.Clone(tokens[off:min(off+r.cfg.chunk, len(tokens))]))
 	}
 	for i, b := range batches {
-		if err := r.chain.forward(ctx, b, i < len(batches)-1, r.topK, logits); err != nil {
+		if err := r.forwardBatch(ctx, b, i < len(batches)-1, logits); err != nil {
 			return err
 		}
 	}

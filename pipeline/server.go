@@ -39,6 +39,7 @@ type serverConfig struct {
 	wrap        func(network.StreamHandler) network.StreamHandler
 	billing     Billing
 	fault       *Fault
+	observers   *Observers
 	// Audits: the rows kept for clients that audit their sessions, and the
 	// recomputations run at once for clients auditing other stages.
 	evidenceBudget int64
@@ -155,6 +156,7 @@ func NewStageServer(h host.Host, m *model.Model, id cid.Cid, be kernels.Backend,
 	if first < 0 || last > m.Config.Layers || first >= last {
 		return nil, fmt.Errorf("%w: serve [%d, %d) of a %d-layer model", llama.ErrRange, first, last, m.Config.Layers)
 	}
+	cfg.billing = cfg.observers.observeBilling(cfg.billing)
 	weights := m
 	if f := cfg.fault; f != nil && f.Model != nil {
 		if f.Model.Config != m.Config {
@@ -183,6 +185,7 @@ func (s *StageServer) Start() {
 	if s.cfg.wrap != nil {
 		h, audit = s.cfg.wrap(h), s.cfg.wrap(audit)
 	}
+	audit = s.cfg.observers.observeAudits(audit)
 	s.h.SetStreamHandler(StageProtocol, h)
 	s.h.SetStreamHandler(AuditProtocol, audit)
 	if s.cfg.billing != nil {
@@ -642,7 +645,7 @@ func (se *stageSession) serve(o *OpenFrame) {
 		}
 		switch f := f.(type) {
 		case *ForwardFrame:
-			if e := se.forward(f); e != nil {
+			if e := se.observedForward(f); e != nil {
 				if e == errUpstreamGone {
 					se.abort()
 				} else {
