@@ -109,7 +109,7 @@ func (m *Model) Opener(opts ...pipeline.RemoteOption) pipeline.Opener {
 	return func(ctx context.Context, maxLen int) (pipeline.Runner, error) {
 		opts := append([]pipeline.RemoteOption{pipeline.WithRemoteLogger(m.n.log),
 			pipeline.WithPayer(m.n.ledger, int(m.n.ledger.g.SettlementTokens)),
-			pipeline.WithPlanOptions(grid.PlanOption(m.n.cfg.genesis))}, opts...)
+			pipeline.WithPlanOptions(grid.PlanOption(m.n.cfg.genesis)), pipeline.WithRemoteObservers(&m.n.obs)}, opts...)
 		if m.n.auditor != nil {
 			opts = append(opts, pipeline.WithAuditor(m.n.auditor))
 		}

@@ -204,6 +204,7 @@ type Node struct {
 	modelID  cid.Cid
 	served   dht.ServedModel
 	layerIDs map[cid.Cid][]cid.Cid
+	obs      pipeline.Observers // see observe.go
 }
 
 // Start brings a node up: identity, host, bootstrap, DHT; and for a volunteer,
@@ -265,6 +266,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Node, err error) {
 	}
 	if cfg.auditRate > 0 {
 		sink := func(r verify.Result) {
+			n.obs.Audited(r)
 			if err := n.ledger.RecordAudit(r); err != nil {
 				n.log.Warn("audit not recorded", "subject", ledger.Key(r.Subject), "verdict", r.Verdict, "err", err)
 			}
@@ -426,7 +428,7 @@ func (n *Node) serve(ctx context.Context) error {
 		return fmt.Errorf("price model: %w", err)
 	}
 	sopts := append([]pipeline.ServerOption{pipeline.WithServerLogger(n.log), pipeline.WithStreamGuard(DirectOnly),
-		pipeline.WithBilling(n.ledger)}, n.cfg.serverOpts...)
+		pipeline.WithBilling(n.ledger), pipeline.WithObservers(&n.obs)}, n.cfg.serverOpts...)
 	if n.srv, err = pipeline.NewStageServer(n.h, m, id, n.cfg.backend, first, last, sopts...); err != nil {
 		return err
 	}
