@@ -61,6 +61,11 @@ type Request struct {
 	Prompt string
 	// MaxTokens bounds the number of generated tokens.
 	MaxTokens int
+	// Special parses control tokens written in the prompt ("<|im_start|>",
+	// "<s>") as those tokens, which a prompt rendered from a chat template
+	// needs; a BOS the template wrote is then not doubled by the one the
+	// tokenizer adds. Off, such text stays plain text, as user input should.
+	Special bool
 	Sampling  llama.SamplerConfig
 	// OnText receives the continuation as it is produced, in pieces that are
 	// always whole UTF-8 characters. An error from it stops generation.
@@ -119,7 +124,10 @@ func Generate(ctx context.Context, open Opener, tok *tokenizer.Tokenizer, req Re
 	if req.MaxTokens <= 0 {
 		return res, errors.New("max tokens must be positive")
 	}
-	prompt := tok.Encode(req.Prompt, true)
+	prompt := tok.EncodeWith(req.Prompt, tokenizer.EncodeOptions{AddSpecial: true, ParseSpecial: req.Special})
+	if bos := tok.BOS(); req.Special && len(prompt) > 1 && prompt[0] == bos && prompt[1] == bos {
+		prompt = prompt[1:]
+	}
 	if len(prompt) == 0 {
 		return res, errors.New("empty prompt: the tokenizer adds no BOS token, so give some text")
 	}

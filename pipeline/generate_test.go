@@ -140,3 +140,42 @@ func TestLocalNeedsWholeModel(t *testing.T) {
 		t.Fatal("local runner on a partial stage")
 	}
 }
+
+// TestGenerateSpecial: a rendered chat prompt has its control tokens parsed and
+// its BOS not doubled; plain prompts keep such text as text.
+func TestGenerateSpecial(t *testing.T) {
+	tok := storiesTokenizer(t)
+	bos := tok.BOS()
+	tests := []struct {
+		name    string
+		prompt  string
+		special bool
+		wantBOS int // BOS tokens in the prefill
+	}{
+		{"plain text keeps <s> as text", "<s>Once", false, 1},
+		{"special parses <s> without doubling it", "<s>Once", true, 1},
+		{"special without <s> still adds one", "Once", true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &script{says: []int32{tok.EOS()}}
+			_, err := Generate(context.Background(), func(context.Context, int) (Runner, error) { return s, nil },
+				tok, Request{Prompt: tt.prompt, MaxTokens: 4, Special: tt.special})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, id := range s.calls[0] {
+				if id == bos {
+					n++
+				}
+			}
+			if n != tt.wantBOS || s.calls[0][0] != bos {
+				t.Errorf("prefill %v has %d BOS, want %d first", s.calls[0], n, tt.wantBOS)
+			}
+			if want := tok.EncodeWith(tt.prompt, tokenizer.EncodeOptions{AddSpecial: true}); !tt.special && len(s.calls[0]) != len(want) {
+				t.Errorf("plain prefill %v, want %v", s.calls[0], want)
+			}
+		})
+	}
+}
