@@ -65,8 +65,8 @@ type Request struct {
 	// "<s>") as those tokens, which a prompt rendered from a chat template
 	// needs; a BOS the template wrote is then not doubled by the one the
 	// tokenizer adds. Off, such text stays plain text, as user input should.
-	Special bool
-	Sampling  llama.SamplerConfig
+	Special  bool
+	Sampling llama.SamplerConfig
 	// OnText receives the continuation as it is produced, in pieces that are
 	// always whole UTF-8 characters. An error from it stops generation.
 	OnText func(string) error
