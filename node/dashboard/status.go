@@ -110,7 +110,7 @@ type Balance struct {
 
 // Receipt is one block of this node's chain.
 type Receipt struct {
-	Time int64 `json:"time"`
+	Time int64  `json:"time"`
 	Seq  uint64 `json:"seq"`
 	// Kind is earn, spend, hardware or audit.
 	Kind string `json:"kind"`
