@@ -17,7 +17,7 @@ import (
 func TestTrustBlocks(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, WithCosts(knows("m")))
-	srv, cli, other := newParty("server"), newParty("client"), newParty("other")
+	srv, cli, other, third := newParty("server"), newParty("client"), newParty("other"), newParty("third")
 	hw := &ledger.Hardware{Tier: 3, Multiplier: 1000, Fingerprint: [32]byte{1}, MatmulMFLOPS: 15_180_000,
 		BandwidthMBps: 288_000, LayerMicros: 800, Backend: "cpu"}
 	claim, err := s.Append(srv.priv, ledger.KindHardware, hw.Encode())
@@ -25,14 +25,19 @@ func TestTrustBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.head, srv.now = claim.Head(), claim.Time
-	cli.now, other.now = srv.now-10_000, srv.now-10_000
-	// Two clients, so the server mints (independent evidence).
+	cli.now, other.now, third.now = srv.now-10_000, srv.now-10_000, srv.now-10_000
+	// Three clients, so the server mints (independent evidence): each
+	// receipt's spend, and the surplus beyond it of all but one (the epoch's
+	// largest client's is held back).
 	e1, s1 := receipt(t, srv, cli, "m", 0)
 	e2, s2 := receipt(t, srv, other, "m", 0)
-	addAll(t, s, []*ledger.Block{e1, s1, e2, s2})
+	e3, s3 := receipt(t, srv, third, "m", 0)
+	addAll(t, s, []*ledger.Block{e1, s1, e2, s2, e3, s3})
 	before, _ := s.Balance(srv.key)
-	if e, _ := e1.Earn(); before.Earned != 2*e.Amount {
-		t.Fatalf("server %+v before the audit, want %d earned", before, 2*e.Amount)
+	paid, _ := s.Balance(cli.key)
+	e, _ := e1.Earn()
+	if spend := paid.Spent; spend >= e.Amount || before.Earned != 3*spend+2*(e.Amount-spend) {
+		t.Fatalf("server %+v before the audit, receipts of %d for a spend of %d: want 3 spends and 2 surpluses", before, e.Amount, spend)
 	}
 
 	// The client (which paid the server: it has standing) fails the server,
@@ -53,7 +58,7 @@ func TestTrustBlocks(t *testing.T) {
 	for _, b := range h {
 		kinds[b.Kind]++
 	}
-	if kinds[ledger.KindHardware] != 1 || kinds[ledger.KindAudit] != 1 || kinds[ledger.KindEarn] != 2 {
+	if kinds[ledger.KindHardware] != 1 || kinds[ledger.KindAudit] != 1 || kinds[ledger.KindEarn] != 3 {
 		t.Fatalf("server history kinds %v", kinds)
 	}
 	var buf bytes.Buffer
