@@ -2,16 +2,12 @@ package model
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"math"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -93,31 +89,7 @@ type LayerManifest struct {
 // tensors, hashing the tensors' bytes in parallel (one tensor per goroutine, the
 // largest first; SHA2-256 of one tensor is inherently sequential).
 func NewManifest(c Config, tokenizer [32]byte, tensors []Tensor) *Manifest {
-	mf := &Manifest{Config: c, Tokenizer: tokenizer, Tensors: make([]TensorEntry, len(tensors))}
-	for i, t := range tensors {
-		mf.Tensors[i] = TensorEntry{Name: t.Name, Shape: slices.Clone(t.Shape), DType: t.DType}
-	}
-	order := make([]int, len(tensors))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(tensors[b].Data), len(tensors[a].Data)) })
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(tensors)) {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= len(order) {
-					return
-				}
-				i := order[k]
-				mf.Tensors[i].Hash = sha256.Sum256(tensors[i].Data)
-			}
-		})
-	}
-	wg.Wait()
-	return mf
+	return newManifest(c, tokenizer, tensors, nil)
 }
 
 // TokenizerDigest is the SHA2-256 that a manifest commits to for a model's
@@ -387,6 +359,8 @@ type identity struct {
 	cid       cid.Cid
 	layerCIDs []cid.Cid
 	err       error
+	// progress, when set, hears how many bytes compute has hashed.
+	progress func(done, total int64)
 }
 
 func (ids *identity) compute(m *Model) {
@@ -395,7 +369,7 @@ func (ids *identity) compute(m *Model) {
 		ids.err = err
 		return
 	}
-	ids.manifest = NewManifest(m.Config, tok, m.Tensors)
+	ids.manifest = newManifest(m.Config, tok, m.Tensors, ids.progress)
 	ids.cid = ids.manifest.CID()
 	ids.layerCIDs = make([]cid.Cid, m.Config.Layers)
 	for i := range ids.layerCIDs {
