@@ -208,6 +208,9 @@ func (a *app) synth(f synthFlags) error {
 		return fmt.Errorf("re-open %s: %w", f.out, err)
 	}
 	defer m.Close()
+	if a.stderr == os.Stderr {
+		showHashing(m)
+	}
 	id, err := m.CID()
 	if err != nil {
 		return err
