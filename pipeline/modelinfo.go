@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,48 @@ type ModelInfo struct {
 	CID       cid.Cid
 	Manifest  *model.Manifest
 	Tokenizer *tokenizer.Tokenizer
+	// ChatTemplate is the model's Jinja chat template, "" when it has none. It
+	// travels inside the tokenizer blob the manifest commits to, so it is as
+	// verified as the tokenizer, and models without one keep their CID.
+	ChatTemplate string
+}
+
+// ChatTemplateFor is the chat template of a model this process holds (see
+// ChatTemplateOf).
+func ChatTemplateFor(m *model.Model) string { return ChatTemplateOf(m.Meta, m.TokenizerConfigJSON) }
+
+// ChatTemplateOf finds a model's chat template: GGUF metadata
+// tokenizer.chat_template, else tokenizer_config.json's chat_template (a
+// string, or a list of named templates of which "default" or the first is
+// taken). "" when there is none or the JSON does not parse: a model is usable
+// without a template.
+func ChatTemplateOf(md model.Metadata, tokenizerConfigJSON []byte) string {
+	if s, ok := md.String("tokenizer.chat_template"); ok && s != "" {
+		return s
+	}
+	if len(tokenizerConfigJSON) == 0 {
+		return ""
+	}
+	var cfg struct {
+		ChatTemplate json.RawMessage `json:"chat_template"`
+	}
+	if json.Unmarshal(tokenizerConfigJSON, &cfg) != nil || len(cfg.ChatTemplate) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(cfg.ChatTemplate, &s) == nil {
+		return s
+	}
+	var named []struct{ Name, Template string }
+	if json.Unmarshal(cfg.ChatTemplate, &named) != nil || len(named) == 0 {
+		return ""
+	}
+	for _, n := range named {
+		if n.Name == "default" {
+			return n.Template
+		}
+	}
+	return named[0].Template
 }
 
 // ModelSource is what a node serves over ModelProtocol: the canonical manifest and
@@ -172,20 +215,21 @@ func VerifyModelInfo(c cid.Cid, manifest, tokenizerBlob []byte) (*ModelInfo, err
 	if sha256.Sum256(tokenizerBlob) != mf.Tokenizer {
 		return nil, errors.New("tokenizer does not match the digest in the manifest")
 	}
-	tok, err := tokenizerFromBlob(tokenizerBlob)
+	tok, tmpl, err := tokenizerFromBlob(tokenizerBlob)
 	if err != nil {
 		return nil, err
 	}
 	if tok.VocabSize() != mf.Config.VocabSize {
 		return nil, fmt.Errorf("tokenizer has %d tokens, the model %d", tok.VocabSize(), mf.Config.VocabSize)
 	}
-	return &ModelInfo{CID: c, Manifest: mf, Tokenizer: tok}, nil
+	return &ModelInfo{CID: c, Manifest: mf, Tokenizer: tok, ChatTemplate: tmpl}, nil
 }
 
-func tokenizerFromBlob(b []byte) (*tokenizer.Tokenizer, error) {
-	md, tj, _, err := model.ParseTokenizerBlob(b)
+func tokenizerFromBlob(b []byte) (*tokenizer.Tokenizer, string, error) {
+	md, tj, tc, err := model.ParseTokenizerBlob(b)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return tokenizerFrom(md, tj, "peer")
+	tok, err := tokenizerFrom(md, tj, "peer")
+	return tok, ChatTemplateOf(md, tc), err
 }

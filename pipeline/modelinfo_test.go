@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"testing"
@@ -75,5 +76,52 @@ func TestFetchModelInfo(t *testing.T) {
 	lie = true
 	if _, err := FetchModelInfo(ctx, client, server.ID(), id); err == nil {
 		t.Fatal("a tampered tokenizer was accepted")
+	}
+}
+
+// TestChatTemplateTravels: a GGUF chat template reaches a light client inside
+// the verified tokenizer blob; tokenizer_config.json's forms are read too.
+func TestChatTemplateTravels(t *testing.T) {
+	m, _ := model.FromGGUF(assets.DefaultModel)
+	mf, _ := m.Manifest()
+	const tmpl = "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}"
+	var md model.Metadata
+	for _, kv := range m.Meta.All() {
+		md.Set(kv.Key, kv.Value)
+	}
+	md.Set("tokenizer.chat_template", tmpl)
+	blob, err := model.TokenizerBlob(md, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := *mf
+	with.Tokenizer = sha256.Sum256(blob)
+	info, err := VerifyModelInfo(with.CID(), with.Encode(), blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ChatTemplate != tmpl {
+		t.Fatalf("template %q", info.ChatTemplate)
+	}
+	plain, _ := model.TokenizerBlob(m.Meta, nil, nil)
+	if info, err := VerifyModelInfo(mf.CID(), mf.Encode(), plain); err != nil || info.ChatTemplate != "" {
+		t.Fatalf("stories260K: template %q, %v", info.ChatTemplate, err)
+	}
+
+	tests := []struct {
+		name, config, want string
+	}{
+		{"string", `{"chat_template": "{{ x }}"}`, "{{ x }}"},
+		{"named list", `{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}`, "D"},
+		{"list without default", `{"chat_template": [{"name": "a", "template": "A"}]}`, "A"},
+		{"none", `{"bos_token": "<s>"}`, ""},
+		{"bad JSON", `{"chat_template": `, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ChatTemplateOf(model.Metadata{}, []byte(tt.config)); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
