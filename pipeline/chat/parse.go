@@ -62,7 +62,10 @@ type (
 		args   []expr
 		negate bool
 	}
-	unaryExpr  struct{ op string; x expr }
+	unaryExpr struct {
+		op string
+		x  expr
+	}
 	binaryExpr struct {
 		op   string
 		l, r expr
