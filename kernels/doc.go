@@ -66,5 +66,6 @@
 //     vector path.
 //   - Weights can be memory-mapped GGUF data as is; nothing is copied or
 //     dequantized up front. OpenBLAS (found at run time, or WithBLAS) serves float
-//     prefill of 16 tokens or more.
+//     prefill of 16 tokens or more, on Linux and macOS; Windows and static builds
+//     (-tags nodlopen: purego needs the dynamic loader) use the built-in kernels.
 package kernels
