@@ -355,16 +355,16 @@ func randomID() string {
 // server-sent events started at the first text (so a fallback can still be
 // announced in the headers).
 type response struct {
-	w                    http.ResponseWriter
-	id, model, object    string
-	created              int64
-	chat, stream         bool
-	includeUsage         bool
-	fallback             bool
-	started              bool
-	buf                  strings.Builder
-	writeErr             error
-	roleSent             bool
+	w                 http.ResponseWriter
+	id, model, object string
+	created           int64
+	chat, stream      bool
+	includeUsage      bool
+	fallback          bool
+	started           bool
+	buf               strings.Builder
+	writeErr          error
+	roleSent          bool
 }
 
 func (rs *response) text(s string) error {
