@@ -26,5 +26,12 @@ cp "$repo/assets/stories260K.gguf" "$repo/assets/LICENSE.stories260K" "$ctx/"
 mkdir -m 0700 "$ctx/boot"
 install -m 0600 "$repo/testnet/docker/boot/identity.key" "$ctx/boot/identity.key"
 
+old="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 docker build --quiet --tag "$tag" --file "$repo/testnet/docker/Dockerfile" "$ctx" >/dev/null
+new="$(docker image inspect --format '{{.Id}}' "$tag")"
+# The image this tag named before would stay behind untagged: remove it unless a
+# container still uses it.
+if [ -n "$old" ] && [ "$old" != "$new" ]; then
+  docker image rm "$old" >/dev/null 2>&1 || true
+fi
 echo "build.sh: built $tag (linux/$arch)"
