@@ -68,6 +68,7 @@ runs this one binary; there is no coordinator.`,
 		a.testnetCmd(),
 		a.ledgerCmd(),
 		a.benchCmd(),
+		a.serveCmd(),
 	)
 	return root
 }

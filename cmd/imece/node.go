@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imece/imece/node"
+	"github.com/imece/imece/node/api"
 	"github.com/imece/imece/node/hardware"
 	"github.com/imece/imece/pipeline"
 )
@@ -30,6 +32,7 @@ type nodeFlags struct {
 	bench       bool
 	auditRate   float64
 	canaryEvery time.Duration
+	api         apiFlags
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -70,6 +73,7 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	fl.IntVar(&f.maxLayers, "max-layers", 0, "with --layers auto, serve at most this many layers (default: what fits in half the available memory)")
 	fl.Float64Var(&f.auditRate, "audit-rate", pipeline.DefaultAuditRate, "the share of hops audited by other replicas when this node generates through the mesh (0 to 1); nodes under watch are audited 4× as often")
 	fl.DurationVar(&f.canaryEvery, "canary-every", 0, "with --model, send a canary (a prompt this node answers on its own weights) through other nodes' chains about this often, e.g. 30m; 0 sends none")
+	f.api.register(cmd, true)
 	return cmd
 }
 
@@ -100,6 +104,14 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 	}
 	if f.canaryEvery > 0 && (f.model == "" || f.auditRate == 0) {
 		return fmt.Errorf("--canary-every needs --model (the node answers its canaries on its own weights) and a non-zero --audit-rate (audits judge the chains that answer wrong)")
+	}
+	apiKeys, err := f.api.check()
+	if err != nil {
+		return err
+	}
+	fb, err := f.api.fallback()
+	if err != nil {
+		return err
 	}
 	layers.MaxLayers = f.maxLayers
 	if f.data == "" {
@@ -164,7 +176,24 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 	} else {
 		fmt.Fprintln(a.stderr, "imece: bootstrap node, serving no layers")
 	}
+	stopAPI := func() error { return nil }
+	if f.api.addr != "" {
+		var meshOpts []api.MeshOption
+		if id, _, ok := n.Serving(); ok {
+			meshOpts = append(meshOpts, api.MeshName(id, modelName(f.model)))
+		}
+		mesh := api.NewMesh(n, append(meshOpts, api.MeshLogger(a.log))...)
+		var gen api.Generator = mesh
+		if fb != nil {
+			gen = api.WithFallback(mesh, fb, a.log)
+		}
+		_, wait, err := a.serveAPI(ctx, f.api.addr, apiKeys, gen)
+		if err != nil {
+			return errors.Join(err, mesh.Close(), n.Close())
+		}
+		stopAPI = func() error { return errors.Join(wait(), mesh.Close()) }
+	}
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "imece: leaving the network")
-	return n.Close()
+	return errors.Join(stopAPI(), n.Close())
 }

@@ -237,6 +237,9 @@ func TestStreaming(t *testing.T) {
 			var sawUsage bool
 			for _, e := range events[:len(events)-1] {
 				c := decode(t, []byte(e))
+				if c.Model != "stories260K" {
+					t.Fatalf("chunk names model %q, want the default model's name", c.Model)
+				}
 				if c.Usage != nil {
 					sawUsage = true
 					if len(c.Choices) != 0 || c.Usage.PromptTokens != 5 || c.Usage.CompletionTokens != 124 {

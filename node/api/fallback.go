@@ -40,15 +40,16 @@ func (g *fallbackGenerator) Models(ctx context.Context) []Model {
 // Generate implements Generator.
 func (g *fallbackGenerator) Generate(ctx context.Context, req *Request) (*Result, error) {
 	emitted := false
-	inner := *req
-	inner.OnText = func(s string) error {
+	onText := req.OnText
+	req.OnText = func(s string) error {
 		emitted = true
-		if req.OnText == nil {
+		if onText == nil {
 			return nil
 		}
-		return req.OnText(s)
+		return onText(s)
 	}
-	res, err := g.primary.Generate(ctx, &inner)
+	res, err := g.primary.Generate(ctx, req)
+	req.OnText = onText
 	if err == nil || ctx.Err() != nil || errors.Is(err, ErrBadRequest) || errors.Is(err, pipeline.ErrPaymentRequired) {
 		return res, err
 	}

@@ -191,6 +191,12 @@ func (m *textModel) prompt(req *Request) (string, bool, error) {
 
 // generate runs req on the runners open gives.
 func (m *textModel) generate(ctx context.Context, open pipeline.Opener, req *Request) (*Result, error) {
+	if req.Model == "" { // the default model: name it in the response
+		req.Model = m.name
+		if req.Model == "" {
+			req.Model = m.id
+		}
+	}
 	text, special, err := m.prompt(req)
 	if err != nil {
 		return nil, err
@@ -231,5 +237,5 @@ func (m *textModel) generate(ctx context.Context, open pipeline.Opener, req *Req
 			return nil, err
 		}
 	}
-	return &Result{Model: m.id, PromptTokens: res.PromptTokens, CompletionTokens: len(res.Tokens), Finish: finish}, nil
+	return &Result{Model: req.Model, PromptTokens: res.PromptTokens, CompletionTokens: len(res.Tokens), Finish: finish}, nil
 }

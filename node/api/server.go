@@ -296,7 +296,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, isChat bool) {
 		prefix, object = "chatcmpl-", "chat.completion"
 	}
 	rs := &response{
-		w: w, id: prefix + randomID(), created: s.cfg.now().Unix(), model: req.Model, chat: isChat, object: object,
+		w: w, id: prefix + randomID(), created: s.cfg.now().Unix(), req: req, chat: isChat, object: object,
 		stream: body.Stream, includeUsage: body.StreamOptions != nil && body.StreamOptions.IncludeUsage,
 	}
 	req.OnText = rs.text
@@ -355,16 +355,17 @@ func randomID() string {
 // server-sent events started at the first text (so a fallback can still be
 // announced in the headers).
 type response struct {
-	w                 http.ResponseWriter
-	id, model, object string
-	created           int64
-	chat, stream      bool
-	includeUsage      bool
-	fallback          bool
-	started           bool
-	buf               strings.Builder
-	writeErr          error
-	roleSent          bool
+	w            http.ResponseWriter
+	req          *Request // its Model is resolved once generation starts
+	id, object   string
+	created      int64
+	chat, stream bool
+	includeUsage bool
+	fallback     bool
+	started      bool
+	buf          strings.Builder
+	writeErr     error
+	roleSent     bool
 }
 
 func (rs *response) text(s string) error {
@@ -418,7 +419,7 @@ func (rs *response) chunk(delta map[string]any, text *string, finish string) map
 		}
 		choice["text"] = t
 	}
-	c := map[string]any{"id": rs.id, "object": rs.object, "created": rs.created, "model": rs.model, "choices": []any{choice}}
+	c := map[string]any{"id": rs.id, "object": rs.object, "created": rs.created, "model": rs.req.Model, "choices": []any{choice}}
 	if rs.chat {
 		c["object"] = "chat.completion.chunk"
 	}
@@ -471,8 +472,8 @@ func extension(res *Result) Extension {
 }
 
 func (rs *response) finish(res *Result) {
-	if rs.model == "" {
-		rs.model = res.Model
+	if rs.req.Model == "" {
+		rs.req.Model = res.Model
 	}
 	if !rs.stream {
 		choice := map[string]any{"index": 0, "finish_reason": res.Finish, "logprobs": nil}
@@ -485,7 +486,7 @@ func (rs *response) finish(res *Result) {
 			rs.w.Header().Set("X-Imece-Fallback", "1")
 		}
 		writeJSON(rs.w, http.StatusOK, map[string]any{
-			"id": rs.id, "object": rs.object, "created": rs.created, "model": rs.model,
+			"id": rs.id, "object": rs.object, "created": rs.created, "model": rs.req.Model,
 			"choices": []any{choice}, "usage": usage(res), "imece": extension(res),
 		})
 		return
@@ -501,7 +502,7 @@ func (rs *response) finish(res *Result) {
 	rs.event(last)
 	if rs.includeUsage {
 		rs.event(map[string]any{
-			"id": rs.id, "object": last["object"], "created": rs.created, "model": rs.model,
+			"id": rs.id, "object": last["object"], "created": rs.created, "model": rs.req.Model,
 			"choices": []any{}, "usage": usage(res), "imece": extension(res),
 		})
 	}
