@@ -81,16 +81,9 @@ func (g *fallbackGenerator) upstream(ctx context.Context, req *Request) (*Result
 		}
 	}
 	up, err := g.fb.Generate(ctx, fr)
-	finish := string(up.Finish)
-	switch {
-	case errors.Is(err, errStop):
-		finish = string(pipeline.FinishEOS)
-	case err != nil:
+	finish, err := f.end(up.Finish, err)
+	if err != nil {
 		return nil, err
-	default:
-		if err := f.flush(); err != nil {
-			return nil, err
-		}
 	}
 	model := req.Model
 	if model == "" {

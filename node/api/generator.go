@@ -130,6 +130,18 @@ func (f *stopFilter) write(s string) error {
 	return f.emit(head)
 }
 
+// end finishes a generation fed through the filter: a stop sequence is a
+// "stop" finish, not an error; otherwise the held-back text is released.
+func (f *stopFilter) end(finish pipeline.Finish, err error) (string, error) {
+	switch {
+	case errors.Is(err, errStop):
+		return string(pipeline.FinishEOS), nil
+	case err != nil:
+		return "", err
+	}
+	return string(finish), f.flush()
+}
+
 func (f *stopFilter) flush() error {
 	s := f.pending
 	f.pending = ""
@@ -226,16 +238,9 @@ func (m *textModel) generate(ctx context.Context, open pipeline.Opener, req *Req
 		Sampling: llama.SamplerConfig{Temperature: float32(req.Temperature), TopP: float32(req.TopP), TopK: req.TopK, Seed: seed},
 		OnText:   f.write,
 	})
-	finish := string(res.Finish)
-	switch {
-	case errors.Is(err, errStop):
-		finish = string(pipeline.FinishEOS)
-	case err != nil:
+	finish, err := f.end(res.Finish, err)
+	if err != nil {
 		return nil, err
-	default:
-		if err := f.flush(); err != nil {
-			return nil, err
-		}
 	}
 	return &Result{Model: req.Model, PromptTokens: res.PromptTokens, CompletionTokens: len(res.Tokens), Finish: finish}, nil
 }
