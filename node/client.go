@@ -50,7 +50,21 @@ func (n *Node) OpenModel(ctx context.Context, id cid.Cid, wait time.Duration) (_
 		return nil, uncovered(cov.Snapshot(), id)
 	}
 	var errs []error
+	if n.info != nil {
+		// A volunteer of this model has the manifest and tokenizer already
+		// (and cannot dial itself for them).
+		if mf, tok, ok := n.info(id); ok {
+			info, err := pipeline.VerifyModelInfo(id, mf, tok)
+			if err != nil {
+				return nil, err
+			}
+			return &Model{n: n, Info: info, Cov: cov}, nil
+		}
+	}
 	for _, p := range servers(snap) {
+		if p == n.h.ID() {
+			continue
+		}
 		info, err := pipeline.FetchModelInfo(ctx, n.h, p, id)
 		if err == nil {
 			if err := n.ledger.Learn(info.Manifest); err != nil {

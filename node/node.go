@@ -200,6 +200,7 @@ type Node struct {
 	auditor  *pipeline.Auditor
 	grid     *grid.Refresher
 	stopInfo func()
+	info     pipeline.ModelSource // what the node serves of its own model, for itself as a client too
 	canaries *canarist
 	modelID  cid.Cid
 	served   dht.ServedModel
@@ -441,12 +442,13 @@ func (n *Node) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.stopInfo = pipeline.ServeModelInfo(n.h, func(c cid.Cid) ([]byte, []byte, bool) {
+	n.info = func(c cid.Cid) ([]byte, []byte, bool) {
 		if !c.Equals(id) {
 			return nil, nil, false
 		}
 		return mfBytes, tok, true
-	}, n.log)
+	}
+	n.stopInfo = pipeline.ServeModelInfo(n.h, n.info, n.log)
 	n.srv.Start()
 	var layerIDs []cid.Cid
 	for i := first; i < last; i++ {
@@ -665,7 +667,10 @@ func (n *Node) close() error {
 // and grid score from the record, latency as this host has measured it.
 func (n *Node) PeerSource(cov *dht.Coverage) pipeline.PeerSource {
 	return func(ctx context.Context) ([]pipeline.StagePeer, error) {
-		return n.byReliability(stagePeers(n.h, cov.Snapshot())), nil
+		// Never itself: a host cannot open streams to itself, and a node
+		// does not pay itself.
+		peers := slices.DeleteFunc(stagePeers(n.h, cov.Snapshot()), func(p pipeline.StagePeer) bool { return p.Peer == string(n.h.ID()) })
+		return n.byReliability(peers), nil
 	}
 }
 

@@ -224,6 +224,88 @@ func TestNodeAPIExposure(t *testing.T) {
 	}
 }
 
+// TestNodeAPIProcess: a volunteer process with --api answers through the
+// mesh (the chain goes through the other volunteer: a node never routes
+// through itself), and serves its dashboard, status and metrics on the same
+// listener, the last two behind the API's keys.
+func TestNodeAPIProcess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := writeFile(keys, "sk-one\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startNode(t, "boot")
+	path := modelPath(t)
+	startNode(t, "whole", "--bootstrap", addr, "--model", path, "--layers", "0:5", "--bench=false")
+	p, _ := startNode(t, "api", "--bootstrap", addr, "--model", path, "--layers", "0:2", "--bench=false",
+		"--api", "127.0.0.1:0", "--api-keys", keys)
+	base := strings.TrimSuffix(p.waitStderr(t, regexpAPI, 30*time.Second)[1], "/v1")
+	get := func(path, key string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/", ""); code != 200 || !strings.Contains(body, "<html") {
+		t.Errorf("GET /: %d %.80q", code, body)
+	}
+	for _, path := range []string{"/api/status", "/metrics"} {
+		if code, _ := get(path, ""); code != 401 {
+			t.Errorf("GET %s without a key: %d, want 401", path, code)
+		}
+	}
+	if code, body := get("/api/status", "sk-one"); code != 200 || !strings.Contains(body, `"serving"`) {
+		t.Errorf("GET /api/status: %d %.80q", code, body)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/completions", strings.NewReader(
+		`{"model":"stories260K","prompt":"Once upon a time","max_tokens":124,"temperature":0}`))
+	req.Header.Set("Authorization", "Bearer sk-one")
+	req.Header.Set("Content-Type", "application/json")
+	var resp *http.Response
+	var body []byte
+	for {
+		var err error
+		if resp, err = http.DefaultClient.Do(req.Clone(ctx)); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || ctx.Err() != nil {
+			break // 503 until the other volunteer's record arrives
+		}
+		req.Body = io.NopCloser(strings.NewReader(`{"model":"stories260K","prompt":"Once upon a time","max_tokens":124,"temperature":0}`))
+		time.Sleep(200 * time.Millisecond)
+	}
+	var got struct {
+		Choices []struct{ Text string }
+		Imece   struct {
+			Route []struct{ Peer string }
+		}
+	}
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 || len(got.Choices) != 1 {
+		t.Fatalf("completion: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	if got.Choices[0].Text != reference {
+		t.Errorf("text through the mesh:\n%q\nwant\n%q", got.Choices[0].Text, reference)
+	}
+	if len(got.Imece.Route) != 1 {
+		t.Errorf("route %+v: want the other volunteer alone", got.Imece.Route)
+	}
+	code, metrics := get("/metrics", "sk-one")
+	if code != 200 || !strings.Contains(metrics, "imece_client_tokens_total 124") {
+		t.Errorf("GET /metrics: %d, no imece_client_tokens_total 124 in\n%.400s", code, metrics)
+	}
+}
+
 var regexpAPI = regexp.MustCompile(`imece: API listening on (http://\S+)`)
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

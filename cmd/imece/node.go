@@ -12,7 +12,9 @@ import (
 
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/node/api"
+	"github.com/imece/imece/node/dashboard"
 	"github.com/imece/imece/node/hardware"
+	"github.com/imece/imece/node/metrics"
 	"github.com/imece/imece/pipeline"
 )
 
@@ -187,11 +189,24 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 		if fb != nil {
 			gen = api.WithFallback(mesh, fb, a.log)
 		}
-		_, wait, err := a.serveAPI(ctx, f.api.addr, apiKeys, gen)
+		// The dashboard and the metrics share the API's listener; their data
+		// (balance, peers) is behind the API's keys when it has any.
+		met, err := metrics.New(n, metrics.WithLogger(a.log))
 		if err != nil {
 			return errors.Join(err, mesh.Close(), n.Close())
 		}
-		stopAPI = func() error { return errors.Join(wait(), mesh.Close()) }
+		dash, err := dashboard.New(n, dashboard.WithLogger(a.log))
+		if err != nil {
+			return errors.Join(err, met.Close(), mesh.Close(), n.Close())
+		}
+		url, wait, err := a.serveAPI(ctx, f.api.addr, apiKeys, gen,
+			api.WithRoute("GET /{$}", dash), api.WithKeyedRoute("GET /api/status", dash),
+			api.WithKeyedRoute("GET /metrics", met))
+		if err != nil {
+			return errors.Join(err, dash.Close(), met.Close(), mesh.Close(), n.Close())
+		}
+		fmt.Fprintf(a.stderr, "imece: dashboard on %s/, metrics on %s/metrics\n", strings.TrimSuffix(url, "/v1"), strings.TrimSuffix(url, "/v1"))
+		stopAPI = func() error { return errors.Join(wait(), dash.Close(), met.Close(), mesh.Close()) }
 	}
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "imece: leaving the network")

@@ -77,8 +77,8 @@ func (f *apiFlags) fallback() (*pipeline.Fallback, error) {
 
 // serveAPI listens at addr and serves gen until ctx ends; it returns the API's
 // base URL and a function that waits for the server to stop.
-func (a *app) serveAPI(ctx context.Context, addr string, keys []string, gen api.Generator) (url string, wait func() error, err error) {
-	srv, err := api.New(gen, api.WithLogger(a.log), api.WithKeys(keys...))
+func (a *app) serveAPI(ctx context.Context, addr string, keys []string, gen api.Generator, opts ...api.Option) (url string, wait func() error, err error) {
+	srv, err := api.New(gen, append([]api.Option{api.WithLogger(a.log), api.WithKeys(keys...)}, opts...)...)
 	if err != nil {
 		return "", nil, err
 	}

@@ -393,6 +393,28 @@ func TestKeys(t *testing.T) {
 	if _, err := New(&stubGen{}, WithRoute("/v1/x", dash)); err == nil {
 		t.Fatal("a route under /v1/ was accepted")
 	}
+	// A keyed route answers only key holders; without keys it is open.
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics") })
+	keyed := newServer(t, &stubGen{}, WithKeys("k1"), WithKeyedRoute("GET /metrics", metrics))
+	open := newServer(t, &stubGen{}, WithKeyedRoute("GET /metrics", metrics))
+	for _, tc := range []struct {
+		url, key string
+		status   int
+	}{{keyed.URL, "", 401}, {keyed.URL, "nope", 401}, {keyed.URL, "k1", 200}, {open.URL, "", 200}} {
+		req, _ := http.NewRequest("GET", tc.url+"/metrics", nil)
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || tc.status == 200 && string(b) != "metrics" {
+			t.Errorf("keyed route, key %q: %d %q, want %d", tc.key, resp.StatusCode, b, tc.status)
+		}
+	}
 	if _, err := New(&stubGen{}, WithRoute("GET /", dash), WithRoute("GET /", dash)); err == nil {
 		t.Fatal("a conflicting route was accepted")
 	}

@@ -42,6 +42,7 @@ type config struct {
 type route struct {
 	pattern string
 	h       http.Handler
+	keyed   bool
 }
 
 // Option configures New.
@@ -75,7 +76,20 @@ func WithRoute(pattern string, h http.Handler) Option {
 		if strings.Contains(pattern, "/v1/") {
 			return fmt.Errorf("route %q: /v1/ belongs to the API", pattern)
 		}
-		c.routes = append(c.routes, route{pattern, h})
+		c.routes = append(c.routes, route{pattern: pattern, h: h})
+		return nil
+	}
+}
+
+// WithKeyedRoute mounts h at pattern like WithRoute, behind the API's keys
+// when it has any: the dashboard's data and the metrics tell a node's balance
+// and peers, which a node listening beyond loopback keeps to its key holders.
+func WithKeyedRoute(pattern string, h http.Handler) Option {
+	return func(c *config) error {
+		if err := WithRoute(pattern, h)(c); err != nil {
+			return err
+		}
+		c.routes[len(c.routes)-1].keyed = true
 		return nil
 	}
 }
@@ -128,6 +142,9 @@ func New(gen Generator, opts ...Option) (*Server, error) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})))
 	for _, rt := range cfg.routes {
+		if rt.keyed {
+			rt.h = s.authorized(rt.h)
+		}
 		if err := register(s.mux, rt); err != nil {
 			return nil, err
 		}
