@@ -63,10 +63,14 @@ func layersThatFit(m *model.Model) int {
 	return int(max(1, min(int64(L), avail/2/perLayer)))
 }
 
-// availableMemory reads MemAvailable from /proc/meminfo; elsewhere it assumes 8 GiB.
+// availableMemory reads MemAvailable from /proc/meminfo (Linux); elsewhere it asks
+// the system (osAvailableMemory) and, where that has no answer, assumes 8 GiB.
 func availableMemory() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
+		if n := osAvailableMemory(); n > 0 {
+			return n
+		}
 		return 8 << 30
 	}
 	defer f.Close()
