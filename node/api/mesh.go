@@ -97,6 +97,13 @@ func (m *Mesh) Models(context.Context) []Model {
 			seen[id] = Model{ID: id, Name: name, OwnedBy: "imece"}
 		}
 	}
+	// Models the node's ledger has priced (it saw receipts of them): the
+	// network serves or served them, by CID.
+	for _, id := range m.n.KnownModels() {
+		if _, ok := seen[id.String()]; !ok {
+			seen[id.String()] = Model{ID: id.String(), OwnedBy: "imece"}
+		}
+	}
 	m.mu.Lock()
 	for id, mm := range m.open {
 		seen[id] = mm.tm.info("imece")
