@@ -23,6 +23,7 @@ import (
 type benchFlags struct {
 	data    string
 	threads int
+	backend string
 	quick   bool
 	genesis string
 }
@@ -51,6 +52,7 @@ and reuses it until the hardware (the fingerprint) changes.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "", "node data directory to store the claim in (default: store nothing)")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	backendFlag(cmd, &f.backend)
 	fl.BoolVar(&f.quick, "quick", false, "a sub-second run with small shapes, for tests: not a claim")
 	genesisFlag(cmd, &f.genesis)
 	return cmd
@@ -68,7 +70,7 @@ func (a *app) bench(ctx context.Context, f benchFlags) error {
 	if err != nil {
 		return err
 	}
-	be, err := a.newBackend(f.threads)
+	be, err := a.newBackend(f.threads, f.backend)
 	if err != nil {
 		return err
 	}

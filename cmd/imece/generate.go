@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imece/imece/kernels"
+	"github.com/imece/imece/kernels/backends"
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/llama"
@@ -37,6 +39,7 @@ type generateFlags struct {
 	samplingFlags
 	model     string
 	threads   int
+	backend   string
 	bootstrap []string
 	modelCID  string
 	data      string
@@ -67,6 +70,7 @@ and generates through a chain of volunteers.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	backendFlag(cmd, &f.backend)
 	fl.Float64Var(&f.auditRate, "audit-rate", 0.1, "with --bootstrap, the share of hops audited by other replicas after the work (0 to 1); verdicts go into this client's ledger")
 	fl.StringArrayVar(&f.bootstrap, "bootstrap", nil, "multiaddr of a node to join the mesh through (repeatable); makes this a light client")
 	fl.StringVar(&f.modelCID, "model-cid", "", "CID of the model to use through the mesh (see imece model inspect)")
@@ -124,17 +128,18 @@ func (f samplingFlags) sampling() llama.SamplerConfig {
 	}
 }
 
-func (a *app) newBackend(threads int) (kernels.Backend, error) {
-	var opts []kernels.Option
-	if threads > 0 {
-		opts = append(opts, kernels.WithThreads(threads))
-	}
-	be, err := kernels.NewCPU(opts...)
+func (a *app) newBackend(threads int, name string) (kernels.Backend, error) {
+	be, why, err := backends.Open(name, backends.WithThreads(threads), backends.WithLogger(a.log))
 	if err != nil {
-		return nil, fmt.Errorf("start CPU backend: %w", err)
+		return nil, fmt.Errorf("--backend: %w", err)
 	}
-	a.log.Info("backend", "name", be.Name())
+	a.log.Info("backend", "name", be.Name(), "why", why)
 	return be, nil
+}
+
+// backendFlag registers --backend on a command that computes.
+func backendFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "backend", "cpu", "compute backend: "+strings.Join(backends.Names(), "|")+" (auto times each that starts and takes the fastest; a GPU backend that cannot start falls back to the CPU, saying why)")
 }
 
 // request is the generation the flags ask for, streaming to stdout.
@@ -185,7 +190,7 @@ func (a *app) generate(ctx context.Context, f generateFlags) error {
 	if err != nil {
 		return err
 	}
-	be, err := a.newBackend(f.threads)
+	be, err := a.newBackend(f.threads, f.backend)
 	if err != nil {
 		return err
 	}

@@ -118,6 +118,7 @@ func TestBadFlags(t *testing.T) {
 		{"generate", "--model", "/nonexistent/model.gguf"},
 		{"generate", "stray-argument"},
 		{"tokenize", "--model", "/nonexistent"},
+		{"generate", "--backend", "tpu"},
 		{"no-such-command"},
 	}
 	for _, args := range tests {

@@ -25,6 +25,7 @@ type nodeFlags struct {
 	model       string
 	layers      string
 	threads     int
+	backend     string
 	mdns        bool
 	nat         bool
 	maxSessions int
@@ -66,6 +67,7 @@ At start it prints its full multiaddrs, one per line: pass one to other nodes as
 	fl.StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory to serve layers of")
 	fl.StringVar(&f.layers, "layers", "auto", "layers to serve: a:b (first inclusive, last exclusive) or auto")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	backendFlag(cmd, &f.backend)
 	fl.BoolVar(&f.mdns, "mdns", true, "find peers on the local network with mDNS")
 	fl.BoolVar(&f.nat, "nat", true, "AutoNAT, hole punching and relay client for nodes behind NAT")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "sessions served at once (default 16)")
@@ -143,7 +145,7 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 			return err
 		}
 		defer m.Close()
-		be, err := a.newBackend(f.threads)
+		be, err := a.newBackend(f.threads, f.backend)
 		if err != nil {
 			return err
 		}

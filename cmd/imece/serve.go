@@ -107,6 +107,7 @@ type serveFlags struct {
 	api     apiFlags
 	model   string
 	threads int
+	backend string
 }
 
 func (a *app) serveCmd() *cobra.Command {
@@ -127,6 +128,7 @@ It prints the API's base URL on stdout and serves until interrupted.`,
 	}
 	cmd.Flags().StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads (default: all cores)")
+	backendFlag(cmd, &f.backend)
 	f.api.register(cmd, false)
 	return cmd
 }
@@ -147,7 +149,7 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer m.Close()
-	be, err := a.newBackend(f.threads)
+	be, err := a.newBackend(f.threads, f.backend)
 	if err != nil {
 		return err
 	}
