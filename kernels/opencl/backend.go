@@ -15,107 +15,174 @@ import (
 //go:embed kernels.cl
 var source string
 
-// ErrUnavailable: no OpenCL library could be loaded, or it offers no device.
-// Callers fall back to the CPU backend.
-var ErrUnavailable = errors.New("opencl: unavailable")
-
-// OpenCL constants (cl.h).
+// Work-group geometry, matching kernels.cl: reductions use wg items (a power
+// of two, at most maxWG), gemm tiles tile×tile items.
 const (
-	clSuccess          = 0
-	clDeviceTypeGPU    = 1 << 2
-	clDeviceTypeAll    = 0xFFFFFFFF
-	clDeviceName       = 0x102B
-	clProgramBuildLog  = 0x1183
-	clMemReadWrite     = 1 << 0
-	clMemReadOnly      = 1 << 2
-	clMemCopyHostPtr   = 1 << 5
-	maxPlatforms       = 16
-	maxDevicesPerQuery = 16
+	maxWG = 64
+	tile  = 16
+	// gemmMin is the batch from which prefill takes the tiled kernel: below
+	// it, reading the weights once per token costs less than the tile's
+	// barriers.
+	gemmMin = 4
+	// attendScratch bounds the attention scores kept on the device at once
+	// (floats); longer prefills run in chunks of queries.
+	attendScratch = 4 << 20
 )
 
+// deviceTypes are the weight types with device kernels, named in kernels.cl
+// by their lower-case names: every type kernels/dtype.go defines.
+func deviceTypes() []kernels.DType {
+	return []kernels.DType{kernels.F32, kernels.F16, kernels.BF16, kernels.Q8_0, kernels.Q4_0, kernels.Q4_K, kernels.Q6_K}
+}
+
 type config struct {
-	library string
-	device  int
-	cpu     kernels.Backend
-	log     *slog.Logger
+	library    string
+	device     int
+	deviceName string
+	cpu        kernels.Backend
+	log        *slog.Logger
+}
+
+func configure(opts []Option) (config, error) {
+	cfg := config{log: slog.Default()}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return config{}, err
+		}
+	}
+	return cfg, nil
 }
 
 // Option configures New.
 type Option func(*config) error
 
-// WithLibrary loads OpenCL from path instead of the usual names.
+// WithLibrary loads OpenCL from path instead of the usual names: a driver's
+// own ICD loader, or a test's deliberately broken one.
 func WithLibrary(path string) Option { return func(c *config) error { c.library = path; return nil } }
 
-// WithDevice picks the i-th device in preference order (GPUs first, then the
-// rest, platform by platform): a machine with two cards serves on either.
+// WithDevice picks the i-th device in preference order (Devices lists them):
+// a machine with two cards can serve on either.
 func WithDevice(i int) Option {
 	return func(c *config) error {
 		if i < 0 {
-			return fmt.Errorf("opencl: device %d", i)
+			return fmt.Errorf("opencl: device index %d is negative", i)
 		}
 		c.device = i
 		return nil
 	}
 }
 
-// WithCPU is the backend for what does not run on the device yet (see doc.go);
-// by default a CPU backend of all cores, closed with this one.
-func WithCPU(be kernels.Backend) Option { return func(c *config) error { c.cpu = be; return nil } }
+// WithDeviceName picks the first device whose name contains s (any case), so
+// an operator can say "rx 7900" rather than count devices.
+func WithDeviceName(s string) Option { return func(c *config) error { c.deviceName = s; return nil } }
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.log = l; return nil } }
-
-// Backend runs the layer engine's kernels on an OpenCL device.
-type Backend struct {
-	cl                       *api
-	cpu                      kernels.Backend
-	ownCPU                   bool
-	log                      *slog.Logger
-	name                     string
-	device, ctx, queue, prog uintptr
-	kMatmul, kRMS, kSwiGLU   uintptr
-	kAdd                     uintptr
-
-	mu       sync.Mutex
-	scratch  [3]buffer
-	broken   error
-	launches uint64
-	warned   map[kernels.DType]bool
+// WithCPU is the backend that computes what the device cannot: a weight
+// matrix the device has no room for, and every call once the device has
+// failed. By default New makes a CPU backend of all cores and Close closes it;
+// one given here is the caller's to close.
+func WithCPU(be kernels.Backend) Option {
+	return func(c *config) error {
+		if be == nil {
+			return errors.New("opencl: nil CPU backend")
+		}
+		c.cpu = be
+		return nil
+	}
 }
 
-// buffer is a device buffer that grows.
+// WithLogger sets where the backend reports its device and its fallbacks
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("opencl: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// Backend is kernels.Backend on an OpenCL device. It is safe for concurrent
+// use: one mutex serialises the command queue, which a device runs in order
+// anyway.
+type Backend struct {
+	cl     *api
+	cpu    kernels.Backend
+	ownCPU bool
+	log    *slog.Logger
+	dev    Device
+	wg     int
+	gemmOK bool
+
+	ctx, queue, prog uintptr
+	matvec, gemm     map[kernels.DType]uintptr
+	rows             map[kernels.DType]uintptr
+	kRMS, kRoPE      uintptr
+	kAttend, kSwiGLU uintptr
+	kAdd             uintptr
+
+	mu       sync.Mutex
+	slots    [nSlots]buffer
+	weights  []uintptr
+	broken   error
+	launches uint64
+	warned   map[string]bool
+	closed   bool
+}
+
+// Scratch buffers, one per role, each grown to the largest call so far.
+const (
+	slotX = iota
+	slotDst
+	slotAux // gain, up, ids, inverse frequencies, the residual's addend
+	slotK
+	slotV
+	slotScores
+	nSlots
+)
+
 type buffer struct {
 	mem  uintptr
 	size uintptr
 }
 
-// New opens the OpenCL library, picks a device and compiles the kernels.
+// New loads OpenCL, picks a device (GPUs first, or as WithDevice and
+// WithDeviceName say) and compiles the kernels for it. ErrUnavailable means
+// there is no OpenCL or no device; any other error is a broken driver.
 func New(opts ...Option) (_ *Backend, err error) {
-	cfg := config{log: slog.Default()}
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := configure(opts)
+	if err != nil {
+		return nil, err
 	}
 	cl, err := load(cfg.library)
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{cl: cl, log: cfg.log, cpu: cfg.cpu, warned: map[kernels.DType]bool{}}
+	all, err := cl.devices()
+	if err != nil {
+		return nil, err
+	}
+	dev, err := pick(all, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{cl: cl, cpu: cfg.cpu, log: cfg.log, dev: dev, warned: map[string]bool{},
+		matvec: map[kernels.DType]uintptr{}, gemm: map[kernels.DType]uintptr{}, rows: map[kernels.DType]uintptr{}}
 	defer func() {
 		if err != nil {
 			b.Close()
 		}
 	}()
-	if b.device, b.name, err = cl.pickDevice(cfg.device); err != nil {
-		return nil, err
+	b.wg = maxWG
+	for b.wg > 1 && b.wg > dev.MaxWorkGroup {
+		b.wg /= 2
 	}
 	var code int32
-	dev := b.device
-	if b.ctx = cl.createContext(nil, 1, &dev, 0, 0, &code); code != clSuccess {
+	id := dev.id
+	if b.ctx = cl.createContext(nil, 1, &id, 0, 0, &code); code != clSuccess {
 		return nil, clError("clCreateContext", code)
 	}
-	if b.queue = cl.createCommandQueue(b.ctx, b.device, 0, &code); code != clSuccess {
+	if b.queue = cl.createCommandQueue(b.ctx, dev.id, 0, &code); code != clSuccess {
 		return nil, clError("clCreateCommandQueue", code)
 	}
 	if err := b.build(); err != nil {
@@ -127,51 +194,13 @@ func New(opts ...Option) (_ *Backend, err error) {
 		}
 		b.ownCPU = true
 	}
+	b.log.Info("opencl backend", "device", dev.Name, "type", dev.Type, "platform", dev.Platform,
+		"memory_mib", dev.GlobalMem>>20, "work_group", b.wg, "tiled_prefill", b.gemmOK)
 	return b, nil
 }
 
-// pickDevice lists the devices of every platform, GPUs first, and takes the
-// i-th.
-func (cl *api) pickDevice(i int) (uintptr, string, error) {
-	var platforms [maxPlatforms]uintptr
-	var np uint32
-	if code := cl.getPlatformIDs(maxPlatforms, &platforms[0], &np); code != clSuccess || np == 0 {
-		return 0, "", fmt.Errorf("%w: no OpenCL platform (clGetPlatformIDs: %d)", ErrUnavailable, code)
-	}
-	var gpus, others []uintptr
-	for _, p := range platforms[:min(np, maxPlatforms)] {
-		var devs [maxDevicesPerQuery]uintptr
-		var nd uint32
-		if cl.getDeviceIDs(p, clDeviceTypeAll, maxDevicesPerQuery, &devs[0], &nd) != clSuccess {
-			continue
-		}
-		for _, d := range devs[:min(nd, maxDevicesPerQuery)] {
-			var g [maxDevicesPerQuery]uintptr
-			var ng uint32
-			isGPU := false
-			if cl.getDeviceIDs(p, clDeviceTypeGPU, maxDevicesPerQuery, &g[0], &ng) == clSuccess {
-				for _, x := range g[:min(ng, maxDevicesPerQuery)] {
-					isGPU = isGPU || x == d
-				}
-			}
-			if isGPU {
-				gpus = append(gpus, d)
-			} else {
-				others = append(others, d)
-			}
-		}
-	}
-	all := append(gpus, others...)
-	if i >= len(all) {
-		return 0, "", fmt.Errorf("%w: device %d of %d", ErrUnavailable, i, len(all))
-	}
-	var name [256]byte
-	var n uintptr
-	cl.getDeviceInfo(all[i], clDeviceName, uintptr(len(name)), unsafe.Pointer(&name[0]), &n)
-	return all[i], strings.TrimRight(string(name[:min(int(n), len(name))]), "\x00"), nil
-}
-
-// build compiles kernels.cl for the device, with the compiler's log on failure.
+// build compiles kernels.cl for the device, with the compiler's log on
+// failure, and creates every kernel.
 func (b *Backend) build() error {
 	cl := b.cl
 	src := append([]byte(source), 0)
@@ -181,256 +210,118 @@ func (b *Backend) build() error {
 	if b.prog = cl.createProgramWithSource(b.ctx, 1, &p, &length, &code); code != clSuccess {
 		return clError("clCreateProgramWithSource", code)
 	}
-	dev := b.device
-	if code := cl.buildProgram(b.prog, 1, &dev, nil, 0, 0); code != clSuccess {
-		var log [8192]byte
+	opts := append([]byte(fmt.Sprintf("-D WG=%d", b.wg)), 0)
+	id := b.dev.id
+	if code := cl.buildProgram(b.prog, 1, &id, &opts[0], 0, 0); code != clSuccess {
+		var log [16384]byte
 		var n uintptr
-		cl.getProgramBuildInfo(b.prog, b.device, clProgramBuildLog, uintptr(len(log)), unsafe.Pointer(&log[0]), &n)
-		return fmt.Errorf("opencl: build kernels: %w\n%s", clError("clBuildProgram", code), log[:min(int(n), len(log))])
+		cl.getProgramBuildInfo(b.prog, id, clProgramBuildLog, uintptr(len(log)), unsafe.Pointer(&log[0]), &n)
+		return fmt.Errorf("opencl: compile kernels.cl for %s: %w\n%s", b.dev.Name, clError("clBuildProgram", code), log[:min(int(n), len(log))])
 	}
-	for name, k := range map[string]*uintptr{"matmul_f32": &b.kMatmul, "rmsnorm": &b.kRMS, "swiglu": &b.kSwiGLU, "add": &b.kAdd} {
+	kernel := func(name string) (uintptr, error) {
 		cname := append([]byte(name), 0)
-		if *k = cl.createKernel(b.prog, &cname[0], &code); code != clSuccess {
-			return clError("clCreateKernel "+name, code)
-		}
-	}
-	return nil
-}
-
-func clError(call string, code int32) error { return fmt.Errorf("opencl: %s: error %d", call, code) }
-
-// Name implements kernels.Backend.
-func (b *Backend) Name() string { return "opencl/" + b.name }
-
-// matrix is a weight matrix: on the device when its type has a device kernel
-// (F32 for now), and always on the CPU backend too, which keeps a reference
-// to the (memory-mapped) data rather than a copy.
-type matrix struct {
-	cpu kernels.Matrix
-	mem uintptr
-}
-
-func (m *matrix) Rows() int            { return m.cpu.Rows() }
-func (m *matrix) Cols() int            { return m.cpu.Cols() }
-func (m *matrix) DType() kernels.DType { return m.cpu.DType() }
-
-// NewMatrix implements kernels.Backend: F32 weights are uploaded once.
-func (b *Backend) NewMatrix(dt kernels.DType, rows, cols int, data []byte) (kernels.Matrix, error) {
-	cm, err := b.cpu.NewMatrix(dt, rows, cols, data)
-	if err != nil {
-		return nil, err
-	}
-	m := &matrix{cpu: cm}
-	if dt != kernels.F32 {
-		b.mu.Lock()
-		if !b.warned[dt] {
-			b.warned[dt] = true
-			b.log.Info("opencl: no device kernel for this weight type yet; its products run on the CPU", "dtype", dt)
-		}
-		b.mu.Unlock()
-		return m, nil
-	}
-	var code int32
-	m.mem = b.cl.createBuffer(b.ctx, clMemReadOnly|clMemCopyHostPtr, uintptr(len(data)), unsafe.Pointer(&data[0]), &code)
-	if code != clSuccess {
-		return nil, clError("clCreateBuffer (weights)", code)
-	}
-	return m, nil
-}
-
-// onDevice runs f with the device lock held unless the device failed before;
-// on failure it logs once and reports false, and the caller computes on the
-// CPU: the interface has no error to return, and the text must not change.
-func (b *Backend) onDevice(f func() error) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.broken != nil {
-		return false
-	}
-	if err := f(); err != nil {
-		b.broken = err
-		b.log.Warn("opencl: device failed; the CPU backend takes over", "err", err)
-		return false
-	}
-	return true
-}
-
-// upload copies floats into scratch buffer i, grown as needed.
-func (b *Backend) upload(i int, v []float32) (uintptr, error) {
-	size := uintptr(len(v)) * 4
-	s := &b.scratch[i]
-	if s.size < size {
-		if s.mem != 0 {
-			b.cl.releaseMemObject(s.mem)
-			s.mem, s.size = 0, 0
-		}
-		var code int32
-		if s.mem = b.cl.createBuffer(b.ctx, clMemReadWrite, size, nil, &code); code != clSuccess {
-			s.mem = 0
-			return 0, clError("clCreateBuffer (scratch)", code)
-		}
-		s.size = size
-	}
-	if len(v) > 0 {
-		if code := b.cl.enqueueWriteBuffer(b.queue, s.mem, 1, 0, size, unsafe.Pointer(&v[0]), 0, 0, 0); code != clSuccess {
-			return 0, clError("clEnqueueWriteBuffer", code)
-		}
-	}
-	return s.mem, nil
-}
-
-// run sets a kernel's arguments and runs it over global work items, then
-// reads out (len(out) floats) from buffer src.
-func (b *Backend) run(k uintptr, global []uintptr, args []any, src uintptr, out []float32) error {
-	for i, a := range args {
-		var code int32
-		switch v := a.(type) {
-		case uintptr:
-			code = b.cl.setKernelArg(k, uint32(i), unsafe.Sizeof(v), unsafe.Pointer(&v))
-		case int32:
-			code = b.cl.setKernelArg(k, uint32(i), 4, unsafe.Pointer(&v))
-		case float32:
-			code = b.cl.setKernelArg(k, uint32(i), 4, unsafe.Pointer(&v))
-		default:
-			return fmt.Errorf("opencl: kernel argument %T", a)
-		}
+		k := cl.createKernel(b.prog, &cname[0], &code)
 		if code != clSuccess {
-			return clError(fmt.Sprintf("clSetKernelArg %d", i), code)
+			return 0, clError("clCreateKernel "+name, code)
+		}
+		return k, nil
+	}
+	var err error
+	b.gemmOK = b.dev.MaxWorkGroup >= tile*tile
+	for _, dt := range deviceTypes() {
+		suffix := strings.ToLower(dt.String())
+		if b.matvec[dt], err = kernel("matvec_" + suffix); err != nil {
+			return err
+		}
+		if b.gemm[dt], err = kernel("gemm_" + suffix); err != nil {
+			return err
+		}
+		if b.rows[dt], err = kernel("rows_" + suffix); err != nil {
+			return err
+		}
+		// A kernel's own limit can be below the device's (registers, local
+		// memory): then prefill takes the matrix-vector kernel per token.
+		if b.kernelWG(b.gemm[dt]) < tile*tile {
+			b.gemmOK = false
 		}
 	}
-	if code := b.cl.enqueueNDRangeKernel(b.queue, k, uint32(len(global)), nil, &global[0], nil, 0, 0, 0); code != clSuccess {
-		return clError("clEnqueueNDRangeKernel", code)
+	for name, k := range map[string]*uintptr{"rmsnorm": &b.kRMS, "rope": &b.kRoPE, "attend": &b.kAttend, "swiglu": &b.kSwiGLU, "add": &b.kAdd} {
+		if *k, err = kernel(name); err != nil {
+			return err
+		}
 	}
-	b.launches++
-	if code := b.cl.enqueueReadBuffer(b.queue, src, 1, 0, uintptr(len(out))*4, unsafe.Pointer(&out[0]), 0, 0, 0); code != clSuccess {
-		return clError("clEnqueueReadBuffer", code)
+	for _, k := range []uintptr{b.matvec[kernels.F32], b.kRMS, b.kAttend} {
+		if got := b.kernelWG(k); got < b.wg {
+			return fmt.Errorf("opencl: %s runs work-groups of %d at most, the kernels need %d", b.dev.Name, got, b.wg)
+		}
 	}
 	return nil
 }
 
-// MatMul implements kernels.Backend.
-func (b *Backend) MatMul(dst, x []float32, n int, w kernels.Matrix) {
-	m := w.(*matrix)
-	rows, cols := m.Rows(), m.Cols()
-	if n == 0 || m.mem == 0 || !b.onDevice(func() error {
-		xb, err := b.upload(0, x[:n*cols])
-		if err != nil {
-			return err
-		}
-		db, err := b.upload(1, dst[:n*rows])
-		if err != nil {
-			return err
-		}
-		return b.run(b.kMatmul, []uintptr{uintptr(rows), uintptr(n)}, []any{db, xb, m.mem, int32(rows), int32(cols)}, db, dst[:n*rows])
-	}) {
-		b.cpu.MatMul(dst, x, n, m.cpu)
+func (b *Backend) kernelWG(k uintptr) int {
+	var v uint64
+	if b.cl.getKernelWorkGroupInfo(k, b.dev.id, clKernelWorkGroupSize, 8, unsafe.Pointer(&v), nil) != clSuccess {
+		return 0
 	}
+	return int(v)
 }
 
-// Rows implements kernels.Backend (the embedding lookup stays on the CPU: it
-// copies rows, no arithmetic).
-func (b *Backend) Rows(dst []float32, w kernels.Matrix, ids []int32) {
-	b.cpu.Rows(dst, w.(*matrix).cpu, ids)
-}
+// Name implements kernels.Backend: "opencl/" and the device's name.
+func (b *Backend) Name() string { return "opencl/" + b.dev.Name }
 
-// RMSNorm implements kernels.Backend.
-func (b *Backend) RMSNorm(dst, x, gain []float32, eps float32) {
-	w := len(gain)
-	if w == 0 || len(x) == 0 || !b.onDevice(func() error {
-		xb, err := b.upload(0, x)
-		if err != nil {
-			return err
-		}
-		gb, err := b.upload(2, gain)
-		if err != nil {
-			return err
-		}
-		db, err := b.upload(1, dst[:len(x)])
-		if err != nil {
-			return err
-		}
-		return b.run(b.kRMS, []uintptr{uintptr(len(x) / w)}, []any{db, xb, gb, int32(w), eps}, db, dst[:len(x)])
-	}) {
-		b.cpu.RMSNorm(dst, x, gain, eps)
-	}
-}
+// Device is the device the backend runs on.
+func (b *Backend) Device() Device { return b.dev }
 
-// RoPE implements kernels.Backend, on the CPU for now (doc.go).
-func (b *Backend) RoPE(x []float32, n, heads, headDim int, r kernels.RoPE) {
-	b.cpu.RoPE(x, n, heads, headDim, r)
-}
-
-// Attend implements kernels.Backend, on the CPU for now (doc.go).
-func (b *Backend) Attend(dst, q []float32, a kernels.Attention) { b.cpu.Attend(dst, q, a) }
-
-// SwiGLU implements kernels.Backend.
-func (b *Backend) SwiGLU(dst, gate, up []float32) {
-	if len(dst) == 0 || !b.onDevice(func() error {
-		gb, err := b.upload(0, gate[:len(dst)])
-		if err != nil {
-			return err
-		}
-		ub, err := b.upload(2, up[:len(dst)])
-		if err != nil {
-			return err
-		}
-		db, err := b.upload(1, dst)
-		if err != nil {
-			return err
-		}
-		return b.run(b.kSwiGLU, []uintptr{uintptr(len(dst))}, []any{db, gb, ub}, db, dst)
-	}) {
-		b.cpu.SwiGLU(dst, gate, up)
-	}
-}
-
-// Add implements kernels.Backend.
-func (b *Backend) Add(dst, x []float32) {
-	if len(dst) == 0 || len(x) == 0 || !b.onDevice(func() error {
-		db, err := b.upload(1, dst)
-		if err != nil {
-			return err
-		}
-		xb, err := b.upload(0, x)
-		if err != nil {
-			return err
-		}
-		return b.run(b.kAdd, []uintptr{uintptr(len(dst))}, []any{db, xb, int32(len(x))}, db, dst)
-	}) {
-		b.cpu.Add(dst, x)
-	}
-}
-
-// Launches is how many kernels ran on the device, and Err why the device was
-// given up (nil while it works): what a test or a benchmark checks to know
-// the work was the device's, since failures fall back to the CPU silently
-// but for one log line.
+// Launches is how many kernels ran on the device: what a test or a benchmark
+// checks to know the work was the device's, since a failing device falls back
+// to the CPU with only a log line.
 func (b *Backend) Launches() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.launches
 }
 
-// Err is the device failure that made the backend fall back to the CPU.
+// Err is the device failure that made the backend give the device up and
+// compute on the CPU from then on; nil while the device works.
 func (b *Backend) Err() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.broken
 }
 
-// Close implements kernels.Backend: it releases the device's objects (weight
-// buffers go with the context) and the CPU backend it made.
+// Close implements kernels.Backend: it releases every device object (weights,
+// scratch, kernels, program, queue, context) and the CPU backend New made.
+// Matrices must not be used afterwards. Closing twice is harmless.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
 	cl := b.cl
-	for i := range b.scratch {
-		if b.scratch[i].mem != 0 {
-			cl.releaseMemObject(b.scratch[i].mem)
-			b.scratch[i] = buffer{}
+	if b.queue != 0 {
+		cl.finish(b.queue)
+	}
+	for _, m := range b.weights {
+		cl.releaseMemObject(m)
+	}
+	b.weights = nil
+	for i := range b.slots {
+		if b.slots[i].mem != 0 {
+			cl.releaseMemObject(b.slots[i].mem)
+		}
+		b.slots[i] = buffer{}
+	}
+	for _, set := range []map[kernels.DType]uintptr{b.matvec, b.gemm, b.rows} {
+		for dt, k := range set {
+			if k != 0 {
+				cl.releaseKernel(k)
+			}
+			delete(set, dt)
 		}
 	}
-	for _, k := range []*uintptr{&b.kMatmul, &b.kRMS, &b.kSwiGLU, &b.kAdd} {
+	for _, k := range []*uintptr{&b.kRMS, &b.kRoPE, &b.kAttend, &b.kSwiGLU, &b.kAdd} {
 		if *k != 0 {
 			cl.releaseKernel(*k)
 			*k = 0
@@ -451,7 +342,7 @@ func (b *Backend) Close() error {
 	var err error
 	if b.ownCPU && b.cpu != nil {
 		err = b.cpu.Close()
-		b.cpu = nil
 	}
+	b.cpu = nil
 	return err
 }
