@@ -128,18 +128,29 @@ func (f samplingFlags) sampling() llama.SamplerConfig {
 	}
 }
 
+// newBackend starts the backend --backend names (kernels/backends) with
+// --threads CPU threads, and logs which one runs and why. Every command that
+// computes goes through it.
 func (a *app) newBackend(threads int, name string) (kernels.Backend, error) {
-	be, why, err := backends.Open(name, backends.WithThreads(threads), backends.WithLogger(a.log))
+	be, choice, err := backends.Open(name, backends.WithThreads(threads), backends.WithLogger(a.log))
 	if err != nil {
 		return nil, fmt.Errorf("--backend: %w", err)
 	}
-	a.log.Info("backend", "name", be.Name(), "why", why)
+	attrs := []any{"name", be.Name(), "why", choice.Reason}
+	for _, t := range choice.Tried {
+		if t.Name != be.Name() {
+			attrs = append(attrs, "tried_"+t.Kind, t.String())
+		}
+	}
+	a.log.Info("backend", attrs...)
 	return be, nil
 }
 
 // backendFlag registers --backend on a command that computes.
 func backendFlag(cmd *cobra.Command, v *string) {
-	cmd.Flags().StringVar(v, "backend", "cpu", "compute backend: "+strings.Join(backends.Names(), "|")+" (auto times each that starts and takes the fastest; a GPU backend that cannot start falls back to the CPU, saying why)")
+	cmd.Flags().StringVar(v, "backend", "cpu", "compute backend: "+strings.Join(backends.Names(), "|")+
+		"; opencl:N or opencl:NAME picks a device. auto times each backend that starts and takes the fastest, "+
+		"saying why; a named one that cannot start is an error")
 }
 
 // request is the generation the flags ask for, streaming to stdout.

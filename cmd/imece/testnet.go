@@ -11,7 +11,6 @@ import (
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/node/grid"
 	"github.com/imece/imece/pipeline"
-	"github.com/imece/imece/pipeline/model"
 	"github.com/imece/imece/testnet"
 )
 
@@ -20,6 +19,7 @@ type testnetFlags struct {
 	nodes   int
 	model   string
 	threads int
+	backend string
 	genesis string
 	zones   bool
 }
@@ -43,6 +43,7 @@ to stderr. Without --model it uses the embedded stories260K.`,
 	cmd.Flags().IntVar(&f.nodes, "nodes", 3, "number of volunteers")
 	cmd.Flags().StringVar(&f.model, "model", "", "GGUF file or HuggingFace directory (default: embedded stories260K)")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads shared by the nodes (default: all cores)")
+	backendFlag(cmd, &f.backend)
 	cmd.Flags().BoolVar(&f.zones, "grid-zones", true, "give the volunteers the simulated grid zones in turn (sim-east, sim-central, sim-west), so P_grid varies over the day")
 	genesisFlag(cmd, &f.genesis)
 	f.samplingFlags.register(cmd)
@@ -61,23 +62,47 @@ func (a *app) testnet(ctx context.Context, f testnetFlags) error {
 		return err
 	}
 	opts := []testnet.Option{testnet.WithNodes(f.nodes), testnet.WithLogger(a.log), testnet.WithThreads(f.threads), testnet.WithGenesis(g)}
+	var perVol []func(i int) []node.Option
 	if f.zones {
 		zones := grid.SimZones()
-		opts = append(opts, testnet.WithVolunteerOptions(func(i int) []node.Option {
+		perVol = append(perVol, func(i int) []node.Option {
 			src, err := grid.NewSimulated(zones[i%len(zones)], uint64(i))
 			if err != nil {
 				return nil // the preset zones are valid
 			}
 			return []node.Option{node.WithGrid(src)}
-		}))
+		})
 	}
-	if f.model != "" {
-		m, err := model.Open(f.model)
+	if f.model != "" || f.backend != "cpu" {
+		m, err := openModel(f.model, a.log)
 		if err != nil {
-			return fmt.Errorf("load model: %w", err)
+			return err
 		}
 		defer m.Close()
 		opts = append(opts, testnet.WithModel(m))
+		if f.backend != "cpu" {
+			// The volunteers share one backend, as they share testnet's
+			// CPU one otherwise; each serves its part of testnet's split
+			// (the later WithServe replaces testnet's).
+			be, err := a.newBackend(f.threads, f.backend)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			split := testnet.Split(m.Config.Layers, f.nodes)
+			perVol = append(perVol, func(i int) []node.Option {
+				return []node.Option{node.WithServe(m, be, node.Layers{First: split[i][0], Last: split[i][1]})}
+			})
+		}
+	}
+	if len(perVol) > 0 {
+		opts = append(opts, testnet.WithVolunteerOptions(func(i int) []node.Option {
+			var o []node.Option
+			for _, f := range perVol {
+				o = append(o, f(i)...)
+			}
+			return o
+		}))
 	}
 	start := time.Now()
 	n, err := testnet.Start(ctx, opts...)
