@@ -41,6 +41,10 @@ type config struct {
 	deviceName string
 	cpu        kernels.Backend
 	log        *slog.Logger
+	// groupMatVec takes the work-group-per-row decode kernel whatever the
+	// device (tests: PoCL is a CPU device, and the GPU kernel must be
+	// tested too).
+	groupMatVec bool
 }
 
 func configure(opts []Option) (config, error) {
@@ -113,9 +117,13 @@ type Backend struct {
 	dev    Device
 	wg     int
 	gemmOK bool
+	// rowVec: decode products take one work item per row (CPU devices)
+	// rather than a work-group per row (GPUs).
+	rowVec bool
 
 	ctx, queue, prog uintptr
 	matvec, gemm     map[kernels.DType]uintptr
+	rowvec           map[kernels.DType]uintptr // CPU devices' decode kernels
 	rows             map[kernels.DType]uintptr
 	kRMS, kRoPE      uintptr
 	kAttend, kSwiGLU uintptr
@@ -167,12 +175,13 @@ func New(opts ...Option) (_ *Backend, err error) {
 		return nil, err
 	}
 	b := &Backend{cl: cl, cpu: cfg.cpu, log: cfg.log, dev: dev, warned: map[string]bool{},
-		matvec: map[kernels.DType]uintptr{}, gemm: map[kernels.DType]uintptr{}, rows: map[kernels.DType]uintptr{}}
+		matvec: map[kernels.DType]uintptr{}, rowvec: map[kernels.DType]uintptr{}, gemm: map[kernels.DType]uintptr{}, rows: map[kernels.DType]uintptr{}}
 	defer func() {
 		if err != nil {
 			b.Close()
 		}
 	}()
+	b.rowVec = dev.Type == "cpu" && !cfg.groupMatVec
 	b.wg = maxWG
 	for b.wg > 1 && b.wg > dev.MaxWorkGroup {
 		b.wg /= 2
@@ -195,7 +204,7 @@ func New(opts ...Option) (_ *Backend, err error) {
 		b.ownCPU = true
 	}
 	b.log.Info("opencl backend", "device", dev.Name, "type", dev.Type, "platform", dev.Platform,
-		"memory_mib", dev.GlobalMem>>20, "work_group", b.wg, "tiled_prefill", b.gemmOK)
+		"memory_mib", dev.GlobalMem>>20, "work_group", b.wg, "tiled_prefill", b.gemmOK, "row_per_item_decode", b.rowVec)
 	return b, nil
 }
 
@@ -231,6 +240,9 @@ func (b *Backend) build() error {
 	for _, dt := range deviceTypes() {
 		suffix := strings.ToLower(dt.String())
 		if b.matvec[dt], err = kernel("matvec_" + suffix); err != nil {
+			return err
+		}
+		if b.rowvec[dt], err = kernel("rowvec_" + suffix); err != nil {
 			return err
 		}
 		if b.gemm[dt], err = kernel("gemm_" + suffix); err != nil {
@@ -313,7 +325,7 @@ func (b *Backend) Close() error {
 		}
 		b.slots[i] = buffer{}
 	}
-	for _, set := range []map[kernels.DType]uintptr{b.matvec, b.gemm, b.rows} {
+	for _, set := range []map[kernels.DType]uintptr{b.matvec, b.rowvec, b.gemm, b.rows} {
 		for dt, k := range set {
 			if k != 0 {
 				cl.releaseKernel(k)

@@ -34,17 +34,26 @@ func open(t testing.TB, opts ...opencl.Option) *opencl.Backend {
 }
 
 // TestConformance: the OpenCL backend passes the suite every backend passes,
-// and it was the device that computed (no silent fallback to the CPU).
+// with each of its decode kernels (a work-group per row for GPUs, a work item
+// per row for CPU devices), and it was the device that computed (no silent
+// fallback to the CPU).
 func TestConformance(t *testing.T) {
-	b := open(t)
-	t.Logf("device %v", b.Device())
-	kernelstest.Conformance(t, b)
-	if err := b.Err(); err != nil {
-		t.Fatalf("the device failed and the CPU took over: %v", err)
-	}
-	// stories260K alone is 124 tokens × 5 layers × 13 kernels.
-	if n := b.Launches(); n < 124*5*13 {
-		t.Fatalf("%d kernel launches: the work did not run on the device", n)
+	for _, tt := range []struct {
+		name string
+		opts []opencl.Option
+	}{{"default", nil}, {"group-matvec", []opencl.Option{opencl.WithGroupMatVec()}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := open(t, tt.opts...)
+			t.Logf("device %v", b.Device())
+			kernelstest.Conformance(t, b)
+			if err := b.Err(); err != nil {
+				t.Fatalf("the device failed and the CPU took over: %v", err)
+			}
+			// stories260K alone is 124 tokens × 5 layers × 13 kernels.
+			if n := b.Launches(); n < 124*5*13 {
+				t.Fatalf("%d kernel launches: the work did not run on the device", n)
+			}
+		})
 	}
 }
 

@@ -151,6 +151,66 @@ __kernel void matvec_q4_0(__global float *dst, __global const float *x, __global
     if (lid == 0) dst[(size_t)i * rows + r] = acc;
 }
 
+// rowvec_*: the same product with one work item per (row, token) and no
+// reduction: global (rows, n). For CPU devices (PoCL), where a work-group is a
+// loop on one core and scheduling thousands of them costs more than the
+// arithmetic; a GPU wants matvec's many items per row instead.
+#define ROWVEC_ELEMENTS(NAME, WVAL)                                                                   \
+    __kernel void NAME(__global float *dst, __global const float *x, __global const uchar *w,         \
+                       const int rows, const int cols, const int rowBytes) {                          \
+        const int r = get_global_id(0), i = get_global_id(1);                                         \
+        if (r >= rows) return;                                                                        \
+        __global const uchar *wr = w + (size_t)r * rowBytes;                                          \
+        __global const float *xi = x + (size_t)i * cols;                                              \
+        float acc = 0.0f;                                                                             \
+        for (int c = 0; c < cols; c++) acc = fma(WVAL(wr, c), xi[c], acc);                            \
+        dst[(size_t)i * rows + r] = acc;                                                              \
+    }
+ROWVEC_ELEMENTS(rowvec_f32, w_f32)
+ROWVEC_ELEMENTS(rowvec_f16, w_f16)
+ROWVEC_ELEMENTS(rowvec_bf16, w_bf16)
+ROWVEC_ELEMENTS(rowvec_q4_k, w_q4_k)
+ROWVEC_ELEMENTS(rowvec_q6_k, w_q6_k)
+
+__kernel void rowvec_q8_0(__global float *dst, __global const float *x, __global const uchar *w,
+                          const int rows, const int cols, const int rowBytes) {
+    const int r = get_global_id(0), i = get_global_id(1);
+    if (r >= rows) return;
+    __global const uchar *wr = w + (size_t)r * rowBytes;
+    __global const float *xi = x + (size_t)i * cols;
+    float acc = 0.0f;
+    for (int blk = 0; blk < cols / 32; blk++) {
+        __global const uchar *b = wr + blk * 34;
+        __global const char *q = (__global const char *)(b + 2);
+        __global const float *xb = xi + blk * 32;
+        float s = 0.0f;
+        for (int j = 0; j < 32; j++) s = fma((float)q[j], xb[j], s);
+        acc = fma(vload_half(0, (__global const half *)b), s, acc);
+    }
+    dst[(size_t)i * rows + r] = acc;
+}
+
+__kernel void rowvec_q4_0(__global float *dst, __global const float *x, __global const uchar *w,
+                          const int rows, const int cols, const int rowBytes) {
+    const int r = get_global_id(0), i = get_global_id(1);
+    if (r >= rows) return;
+    __global const uchar *wr = w + (size_t)r * rowBytes;
+    __global const float *xi = x + (size_t)i * cols;
+    float acc = 0.0f;
+    for (int blk = 0; blk < cols / 32; blk++) {
+        __global const uchar *b = wr + blk * 18;
+        __global const float *xb = xi + blk * 32;
+        float s = 0.0f;
+        for (int j = 0; j < 16; j++) {
+            const uchar q = b[2 + j];
+            s = fma((float)((int)(q & 15) - 8), xb[j], s);
+            s = fma((float)((int)(q >> 4) - 8), xb[j + 16], s);
+        }
+        acc = fma(vload_half(0, (__global const half *)b), s, acc);
+    }
+    dst[(size_t)i * rows + r] = acc;
+}
+
 // gemm_*: the same product for prefill, TILE rows × TILE tokens per
 // work-group of TILE×TILE items: global (roundup(rows), roundup(n)), local
 // (TILE, TILE). Each step dequantizes a TILE×TK slab of weights into local

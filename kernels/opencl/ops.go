@@ -181,6 +181,9 @@ func (b *Backend) MatMul(dst, x []float32, n int, w kernels.Matrix) {
 		if n >= gemmMin && b.gemmOK {
 			err = b.launch(b.gemm[m.DType()], []uintptr{roundUp(rows, tile), roundUp(n, tile)}, []uintptr{tile, tile},
 				db, xb, m.mem, int32(rows), int32(cols), int32(m.rowBytes), int32(n))
+		} else if b.rowVec {
+			err = b.launch(b.rowvec[m.DType()], []uintptr{roundUp(rows, 16), uintptr(n)}, nil,
+				db, xb, m.mem, int32(rows), int32(cols), int32(m.rowBytes))
 		} else {
 			err = b.launch(b.matvec[m.DType()], []uintptr{uintptr(rows * b.wg), uintptr(n)}, []uintptr{uintptr(b.wg), 1},
 				db, xb, m.mem, int32(rows), int32(cols), int32(m.rowBytes))
