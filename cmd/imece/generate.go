@@ -20,6 +20,7 @@ import (
 	"github.com/imece/imece/node"
 	"github.com/imece/imece/pipeline"
 	"github.com/imece/imece/pipeline/llama"
+	"github.com/imece/imece/pipeline/model"
 )
 
 // samplingFlags are the flags of every command that generates text.
@@ -146,6 +147,19 @@ func (a *app) newBackend(threads int, name string) (kernels.Backend, error) {
 	return be, nil
 }
 
+// loadModel opens a model file (the embedded model for "") and starts the
+// backend to run it on; release closes both, backend first.
+func (a *app) loadModel(path string, threads int, backend string) (m *model.Model, be kernels.Backend, release func(), err error) {
+	if m, err = openModel(path, a.log); err != nil {
+		return nil, nil, nil, err
+	}
+	if be, err = a.newBackend(threads, backend); err != nil {
+		m.Close()
+		return nil, nil, nil, err
+	}
+	return m, be, func() { be.Close(); m.Close() }, nil
+}
+
 // backendFlag registers --backend on a command that computes.
 func backendFlag(cmd *cobra.Command, v *string) {
 	cmd.Flags().StringVar(v, "backend", "cpu", "compute backend: "+strings.Join(backends.Names(), "|")+
@@ -192,20 +206,15 @@ func (a *app) generate(ctx context.Context, f generateFlags) error {
 	if len(f.bootstrap) > 0 || f.modelCID != "" {
 		return a.generateRemote(ctx, f)
 	}
-	m, err := openModel(f.model, a.log)
+	m, be, release, err := a.loadModel(f.model, f.threads, f.backend)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer release()
 	tok, err := pipeline.TokenizerFor(m)
 	if err != nil {
 		return err
 	}
-	be, err := a.newBackend(f.threads, f.backend)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
 	st, err := llama.NewStage(m, be)
 	if err != nil {
 		return err

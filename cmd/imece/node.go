@@ -140,16 +140,11 @@ func (a *app) runNode(ctx context.Context, f nodeFlags) error {
 		return fmt.Errorf("--grid-file, --grid-url and --grid-zone describe a volunteer's grid: they need --model")
 	}
 	if f.model != "" {
-		m, err := openModel(f.model, a.log)
+		m, be, release, err := a.loadModel(f.model, f.threads, f.backend)
 		if err != nil {
 			return err
 		}
-		defer m.Close()
-		be, err := a.newBackend(f.threads, f.backend)
-		if err != nil {
-			return err
-		}
-		defer be.Close()
+		defer release()
 		opts = append(opts, node.WithServe(m, be, layers))
 		if src != nil {
 			opts = append(opts, node.WithGrid(src))

@@ -144,16 +144,11 @@ func (a *app) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	m, err := openModel(f.model, a.log)
+	m, be, release, err := a.loadModel(f.model, f.threads, f.backend)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	be, err := a.newBackend(f.threads, f.backend)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
+	defer release()
 	gen, err := api.NewLocal(m, be, api.LocalName(modelName(f.model)), api.LocalLogger(a.log))
 	if err != nil {
 		return err
